@@ -1,0 +1,1 @@
+"""Evaluators (SELD, person detectors, I3D, AudioCLIP), metrics and protocols."""

@@ -1,0 +1,1 @@
+"""Networks as diffusers-style models (``ModelMixin`` + ``ConfigMixin``), one model per file."""

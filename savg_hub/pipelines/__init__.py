@@ -1,0 +1,1 @@
+"""``DiffusionPipeline`` subclasses for the SAVGBench baselines."""
