@@ -1,0 +1,1 @@
+"""The ``savg`` console script."""
