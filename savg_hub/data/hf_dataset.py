@@ -315,6 +315,71 @@ def splits_in_folder(folder: str | os.PathLike) -> list[str]:
     return [s for s in SPLITS if any((folder / DATA_DIR / s).glob("*.parquet"))]
 
 
+class DatasetFolder:
+    """Direct, cache-free read access to a local dataset folder's parquet shards.
+
+    ``datasets.load_dataset`` copies a folder into its Arrow cache first; this reader instead indexes the shards'
+    small columns and fetches one row's media only when asked. Rows come back raw: media as
+    ``{"bytes": ..., "path": ...}`` dicts (decode with :func:`example_to_clip`).
+
+    Args:
+        folder: a folder written by the builder or the importer.
+    """
+
+    INDEX_COLUMNS = ("clip_id", "labels", "source_dataset", "source_recording", "start_time", "yaw")
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        import pyarrow.parquet as pq
+
+        self.folder = Path(folder)
+        self.splits = splits_in_folder(self.folder)
+        if not self.splits:
+            raise ValueError(f"{self.folder} has no data/<split>/*.parquet shards; is it an SVGSA24 dataset folder?")
+        self._index: dict[str, list[tuple[Path, int]]] = {}
+        self._meta: dict[str, list[dict]] = {}
+        for split in self.splits:
+            entries, metas = [], []
+            for shard in sorted((self.folder / DATA_DIR / split).glob("*.parquet")):
+                table = pq.read_table(shard, columns=list(self.INDEX_COLUMNS))
+                for row_index, row in enumerate(table.to_pylist()):
+                    entries.append((shard, row_index))
+                    metas.append(row)
+            self._index[split], self._meta[split] = entries, metas
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._index.values())
+
+    def num_rows(self, split: str) -> int:
+        """Rows in ``split``."""
+        return len(self._index[self._check(split)])
+
+    def _check(self, split: str) -> str:
+        if split not in self._index:
+            raise ValueError(f"split {split!r} not in {self.folder}; available: {self.splits}")
+        return split
+
+    def metadata(self, split: str) -> list[dict]:
+        """Every row of ``split`` without its media (clip id, labels, provenance)."""
+        return self._meta[self._check(split)]
+
+    def row(self, split: str, index: int) -> dict:
+        """One full raw row, media included."""
+        import pyarrow.parquet as pq
+
+        entries = self._index[self._check(split)]
+        if not 0 <= index < len(entries):
+            raise IndexError(f"row {index} out of range for split {split!r} ({len(entries)} rows)")
+        shard, row_index = entries[index]
+        parquet = pq.ParquetFile(shard)
+        offset = 0
+        for group in range(parquet.num_row_groups):
+            rows = parquet.metadata.row_group(group).num_rows
+            if row_index < offset + rows:
+                return parquet.read_row_group(group).slice(row_index - offset, 1).to_pylist()[0]
+            offset += rows
+        raise IndexError(f"row {row_index} not found in {shard}")
+
+
 def example_to_clip(example: dict, spec: ClipSpec = SVGSA24_CLIP) -> Clip:
     """Decode one dataset row (as returned by ``load_dataset`` or read raw) into a validated stereo :class:`Clip`.
 
