@@ -452,10 +452,14 @@ class RecordingRenderer:
         self.reader = FoaReader(plan.recording.foa_path)
         self.audio = WindowAudio(config, self.reader.sample_rate)
         self.peak_cached_frames = 0
-        """Most perspective pictures held at once during :meth:`rows` (bounded by the open clips, not the length)."""
+        """Most perspective pictures held at once while rendering (bounded by the open clips, not the length)."""
 
-    def rows(self, executor: ThreadPoolExecutor | None = None) -> Iterable[dict]:
-        """Yield dataset rows (dicts of :func:`~savg_hub.data.hf_dataset.features`) in clip order."""
+    def rendered(self) -> Iterable[tuple[PlannedClip, np.ndarray, np.ndarray]]:
+        """Yield ``(clip, frames uint8 (T, 256, 256, 3) letterboxed, stereo float32 (2, N))`` in clip order.
+
+        One streaming pass over the 360° video: each wanted frame is converted to RGB once and rendered once per
+        angle that needs it; a clip is yielded as soon as its last frame has been decoded.
+        """
         clips = sorted(self.plan.clips, key=lambda c: (c.source_frames[-1], c.start_frame, c.yaw))
         if not clips:
             return
@@ -469,9 +473,7 @@ class RecordingRenderer:
         remaining_per_window: dict[int, int] = defaultdict(int)
         for clip in clips:
             remaining_per_window[clip.start_frame] += 1
-        pending: list[Future | dict] = []
         position = 0
-        max_pending = max(2, 2 * self.config.num_workers)
         for index, frame in iter_video_frames(self.plan.recording.video_path, set(wanted)):
             for yaw in wanted[index]:
                 renderer = renderers.get(yaw)
@@ -482,18 +484,14 @@ class RecordingRenderer:
             while position < len(clips) and clips[position].source_frames[-1] <= index:
                 clip = clips[position]
                 position += 1
-                pictures = np.stack([cache[(i, clip.yaw)] for i in clip.source_frames])
+                frames = self.config.view(clip.yaw).letterbox(np.stack([cache[(i, clip.yaw)] for i in clip.source_frames]))
                 if clip.start_frame not in prepared:
                     prepared[clip.start_frame] = self.audio.prepare(self.reader, clip.start_seconds)
                 stereo = self.audio.stereo(prepared[clip.start_frame], clip.yaw).astype(np.float32)
                 remaining_per_window[clip.start_frame] -= 1
                 if remaining_per_window[clip.start_frame] == 0:
                     del prepared[clip.start_frame]
-                task = (self._encode, clip, pictures, stereo)
-                pending.append(executor.submit(*task) if executor else task[0](*task[1:]))
-                while len(pending) >= max_pending:
-                    first = pending.pop(0)
-                    yield first.result() if isinstance(first, Future) else first
+                yield clip, frames, stereo
             # frames no open clip needs any more
             oldest = clips[position].source_frames[0] if position < len(clips) else math.inf
             for key in [k for k in cache if k[0] < oldest]:
@@ -502,12 +500,23 @@ class RecordingRenderer:
             raise STARSS23FormatError(
                 f"{self.plan.recording.video_path} ended before frame {clips[position].source_frames[-1]}"
             )
-        for item in pending:
-            yield item.result() if isinstance(item, Future) else item
 
-    def _encode(self, clip: PlannedClip, pictures: np.ndarray, stereo: np.ndarray) -> dict:
-        view = self.config.view(clip.yaw)
-        frames = view.letterbox(pictures)
+    def rows(self, executor: ThreadPoolExecutor | None = None) -> Iterable[dict]:
+        """Yield dataset rows (dicts of :func:`~savg_hub.data.hf_dataset.features`) in clip order; with an
+        ``executor``, clips are encoded on its threads while the next frames decode."""
+        pending: list[Future] = []
+        max_pending = max(2, 2 * self.config.num_workers)
+        for clip, frames, stereo in self.rendered():
+            if executor is None:
+                yield self._encode(clip, frames, stereo)
+                continue
+            pending.append(executor.submit(self._encode, clip, frames, stereo))
+            while len(pending) >= max_pending:
+                yield pending.pop(0).result()
+        for future in pending:
+            yield future.result()
+
+    def _encode(self, clip: PlannedClip, frames: np.ndarray, stereo: np.ndarray) -> dict:
         cid = clip_id(self.plan.recording, clip)
         mp4 = encode_mp4_bytes(frames, self.config.fps, stereo, self.config.sample_rate,
                                crf=self.config.video_crf, preset=self.config.video_preset)
