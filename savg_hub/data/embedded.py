@@ -16,10 +16,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-
-def savg_home() -> Path:
-    """Root of the toolkit's cache: ``$SAVG_HOME`` or ``~/.cache/savg_hub``."""
-    return Path(os.environ.get("SAVG_HOME") or Path.home() / ".cache" / "savg_hub")
+from savg_hub.utils.files import savg_home
 
 
 @dataclass(frozen=True)

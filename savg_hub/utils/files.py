@@ -30,6 +30,11 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         raise
 
 
+def savg_home() -> Path:
+    """Root of the toolkit's cache (datasets, converted weights): ``$SAVG_HOME`` or ``~/.cache/savg_hub``."""
+    return Path(os.environ.get("SAVG_HOME") or Path.home() / ".cache" / "savg_hub")
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically and return the path."""
     with atomic_path(path) as tmp:
