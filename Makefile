@@ -14,7 +14,7 @@ demo: setup
 
 test:
 	./scripts/bootstrap.sh --with-browser
-	export YOLO_CONFIG_DIR=$$(mktemp -d); $(OFFLINE) $(VENV_PY) -m pytest -m "not slow" -q $(PYTEST_ARGS)
+	export YOLO_CONFIG_DIR=$$(mktemp -d); $(OFFLINE) $(VENV_PY) -m pytest -q $(PYTEST_ARGS)
 
 test-slow:
 	./scripts/bootstrap.sh --with-browser
