@@ -7,12 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from savg_hub.evaluation.csv_io import (
-    read_detection_rows,
-    read_seld_rows,
-    write_detection_rows,
-    write_seld_rows,
-)
+from savg_hub.evaluation.csv_io import read_detection_csv, read_seld_csv, write_detection_csv, write_seld_csv
 from savg_hub.evaluation.spatial import (
     OFFICIAL_FRAME_ERROR,
     SpatialAlignError,
@@ -80,22 +75,22 @@ def test_truncation_and_boundaries():
 
 def test_csv_round_trip_official_format(tmp_path):
     seld = np.array([[12, 0, 131.23456789012346], [13, 1, -87.76160286557298]])
-    write_seld_rows(tmp_path / "s.csv", seld)
+    write_seld_csv(tmp_path / "s.csv", seld)
     assert (tmp_path / "s.csv").read_text() == "12.0,0.0,131.23456789012346\n13.0,1.0,-87.76160286557298\n"
-    np.testing.assert_array_equal(read_seld_rows(tmp_path / "s.csv"), seld)
-    det = np.array([[3, 0, 12.345678, 56.0, 80.5, 199.9]])
-    write_detection_rows(tmp_path / "d.csv", det)
+    np.testing.assert_array_equal(read_seld_csv(tmp_path / "s.csv"), seld)
+    det = [np.zeros((0, 5))] * 3 + [np.array([[12.345678, 56.0, 80.5, 199.9, 0.9]])]
+    write_detection_csv(tmp_path / "d.csv", det)
     assert (tmp_path / "d.csv").read_text().startswith("3,0,12.345678329467773,56.0,80.5,")
-    write_seld_rows(tmp_path / "empty.csv", np.zeros((0, 3)))
-    assert (tmp_path / "empty.csv").stat().st_size == 0 and read_seld_rows(tmp_path / "empty.csv").shape == (0, 3)
-    with pytest.raises(ValueError, match="expected 6 columns"):
-        read_detection_rows(tmp_path / "s.csv")
+    write_seld_csv(tmp_path / "empty.csv", np.zeros((0, 3)))
+    assert (tmp_path / "empty.csv").stat().st_size == 0 and read_seld_csv(tmp_path / "empty.csv").shape == (0, 3)
+    with pytest.raises(ValueError, match="6 columns"):
+        read_detection_csv(tmp_path / "s.csv")
 
 
 def test_missing_csv_is_named(tmp_path):
     (tmp_path / "seld").mkdir()
     (tmp_path / "od").mkdir()
-    write_seld_rows(tmp_path / "seld" / "c1.csv", np.array([[0, 0, 10.0]]))
+    write_seld_csv(tmp_path / "seld" / "c1.csv", np.array([[0, 0, 10.0]]))
     with pytest.raises(FileNotFoundError, match="c1"):
         spatial_av_align_from_csv(tmp_path / "seld", tmp_path / "od")
 

@@ -374,7 +374,7 @@ def test_detection_csv_round_trip_and_format(tmp_path: Path) -> None:
     other.write_text("3,0,1,2,3.5e1,4\n")
     np.testing.assert_array_equal(read_detection_csv(other), [[3, 0, 1, 2, 35, 4]])
     other.write_text("3,0,1,2\n")
-    with pytest.raises(ValueError, match="expected 6 fields"):
+    with pytest.raises(ValueError, match="6 columns"):
         read_detection_csv(other)
     with pytest.raises(ValueError, match=r"\(K, 4\) or \(K, 5\)"):
         write_detection_csv(tmp_path / "bad.csv", [np.zeros((2, 3))])

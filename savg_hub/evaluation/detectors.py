@@ -32,7 +32,7 @@ import torchvision
 
 from savg_hub.convert.yolox import load_yolox_from_mmdet_checkpoint
 from savg_hub.models.yolox import YOLOXModel, YOLOXOutput, flatten_yolox_outputs
-from savg_hub.utils.files import atomic_path
+from savg_hub.evaluation.csv_io import read_detection_csv, write_detection_csv  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -410,57 +410,3 @@ def load_detector(spec: str, weights: str | os.PathLike | None = None, device: s
 # ----------------------------------------------------------------------------------------------------------
 # Official OD CSV
 # ----------------------------------------------------------------------------------------------------------
-
-
-def write_detection_csv(path: str | os.PathLike, boxes_per_frame: Sequence[np.ndarray]) -> Path:
-    """Write one clip's boxes in the official OD CSV format, atomically.
-
-    Rows ``frame,0,x0,y0,x1,y1`` (no header; frame = index in ``boxes_per_frame``; category always 0), frames
-    in order and, within a frame, in the given order. Coordinates are rounded to float32 and written as the
-    Python repr of that value in float64 (e.g. ``12.345678329467773``), like the official pandas writer. No
-    boxes at all gives a 0-byte file. (The official script sorts rows by frame with an unstable sort, so its
-    order within a frame may differ; the metric does not depend on it.)
-
-    Args:
-        path: destination ``.csv``.
-        boxes_per_frame: per frame an array `(K, 4)` or `(K, 5)` (a score column is ignored).
-    """
-    lines = []
-    for frame, boxes in enumerate(boxes_per_frame):
-        boxes = np.asarray(boxes)
-        if boxes.size == 0:
-            continue
-        if boxes.ndim != 2 or boxes.shape[1] not in (4, 5):
-            raise ValueError(f"frame {frame}: boxes must be (K, 4) or (K, 5), got shape {boxes.shape}")
-        corners = boxes[:, :4].astype(np.float32).astype(np.float64)
-        if not np.isfinite(corners).all():
-            raise ValueError(f"frame {frame}: non-finite box coordinates")
-        for x0, y0, x1, y1 in corners.tolist():
-            lines.append(f"{frame},0,{x0!r},{y0!r},{x1!r},{y1!r}\n")
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(lines), encoding="utf-8")
-    return Path(path)
-
-
-def read_detection_csv(path: str | os.PathLike) -> np.ndarray:
-    """Read an official OD CSV (any numeric formatting; a 0-byte file means no boxes).
-
-    Returns:
-        float64 `(R, 6)`: ``frame, category, x0, y0, x1, y1`` per row, in file order.
-
-    Raises:
-        ValueError: a row without exactly 6 numeric fields (the message names the file and line).
-    """
-    path = Path(path)
-    rows = []
-    for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        fields = line.split(",")
-        if len(fields) != 6:
-            raise ValueError(f"{path}:{line_number}: expected 6 fields, got {len(fields)}: {line!r}")
-        try:
-            rows.append([float(field) for field in fields])
-        except ValueError as error:
-            raise ValueError(f"{path}:{line_number}: non-numeric field in {line!r}") from error
-    return np.asarray(rows, dtype=np.float64).reshape(-1, 6)

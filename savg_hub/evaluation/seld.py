@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from savg_hub.models.stereo_seld import StereoSELDModel
-from savg_hub.utils.files import atomic_path
+from savg_hub.evaluation.csv_io import read_seld_csv, write_seld_csv  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -702,56 +702,3 @@ class SELDInference:
                 )
             )
         return predictions
-
-
-def write_seld_csv(path: str | os.PathLike, rows: np.ndarray | Sequence[Sequence[float]]) -> Path:
-    """Write one clip's SELD rows in the official format, atomically.
-
-    No header or index; three float64 columns ``frame,class,x`` written as Python float reprs
-    (``12.0,0.0,131.23456789012346``); a 0-byte file when there are no rows.
-
-    Args:
-        path: destination ``.csv``.
-        rows: ``(R, 3)`` numbers ``(frame, class, x_pixels)``, written in the given order.
-
-    Raises:
-        ValueError: ``rows`` is not ``(R, 3)`` or holds NaN/inf.
-    """
-    array = np.asarray(rows, dtype=np.float64)
-    if array.size == 0:
-        array = array.reshape(0, 3)
-    if array.ndim != 2 or array.shape[1] != 3:
-        raise ValueError(f"SELD rows must have shape (R, 3) = (frame, class, x); got {array.shape}")
-    if not np.isfinite(array).all():
-        bad = int(np.argwhere(~np.isfinite(array))[0, 0])
-        raise ValueError(f"SELD row {bad} is not finite: {array[bad].tolist()}")
-    text = "".join(f"{frame!r},{cls!r},{x!r}\n" for frame, cls, x in array.tolist())
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="ascii")
-    return path
-
-
-def read_seld_csv(path: str | os.PathLike) -> np.ndarray:
-    """Read one clip's SELD CSV (official format, any numeric formatting; 0-byte or blank file = no rows).
-
-    Returns:
-        float64 ``(R, 3)`` of ``(frame, class, x)`` in file order.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: a line without exactly three numeric fields (the line number is named).
-    """
-    path = Path(path)
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        fields = line.split(",")
-        try:
-            if len(fields) != 3:
-                raise ValueError
-            rows.append([float(field) for field in fields])
-        except ValueError:
-            raise ValueError(f"{path}:{number}: expected 'frame,class,x' numbers, got {line!r}") from None
-    return np.array(rows, dtype=np.float64).reshape(-1, 3)

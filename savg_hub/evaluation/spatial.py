@@ -211,7 +211,7 @@ def spatial_av_align_from_csv(
     Raises:
         FileNotFoundError: a clip's CSV is missing in either folder (named in the message).
     """
-    from savg_hub.evaluation.csv_io import read_detection_rows, read_seld_rows
+    from savg_hub.evaluation.csv_io import read_detection_csv, read_seld_csv
 
     seld_dir, detections_dir = Path(seld_dir), Path(detections_dir)
     if clip_ids is None:
@@ -225,7 +225,7 @@ def spatial_av_align_from_csv(
             for path in (seld_path, det_path):
                 if not path.is_file():
                     raise FileNotFoundError(f"missing CSV for clip {clip_id}: {path}")
-            yield clip_id, read_seld_rows(seld_path), read_detection_rows(det_path)
+            yield clip_id, read_seld_csv(seld_path), read_detection_csv(det_path)
 
     return spatial_av_align(triples(), config)
 
