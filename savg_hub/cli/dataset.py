@@ -118,6 +118,13 @@ def run_import(args: argparse.Namespace) -> int:
 
 def _jsonable(config) -> dict:
     from dataclasses import asdict
+    from fractions import Fraction
 
-    return {k: (str(v) if not isinstance(v, (int, float, str, bool, type(None), list, dict)) else v)
-            for k, v in asdict(config).items()}
+    def convert(value):
+        if isinstance(value, (tuple, list)):
+            return [convert(v) for v in value]
+        if isinstance(value, Fraction):
+            return f"{value.numerator}/{value.denominator}"
+        return value if isinstance(value, (int, float, str, bool, type(None), dict)) else str(value)
+
+    return {k: convert(v) for k, v in asdict(config).items()}
