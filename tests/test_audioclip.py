@@ -38,7 +38,8 @@ from savg_hub.models.audioclip import AudioCLIPAudioModel
 VARIANTS = ["formula", "fbsp_anchored"]
 # Max |difference| and relative L2 error of the end-to-end embeddings (see the module docstring).
 E2E_TOLERANCE = {"formula": (0.05, 0.01), "fbsp_anchored": (0.25, 0.05)}
-TRUNK_ATOL = 2e-4  # about twice the reference's own thread-count sensitivity (9.6e-5)
+TRUNK_ATOL = 2e-3  # measured here: 1.9e-6 with 2 threads, 9.5e-4 with 1 (train-mode BN over 2 clips amplifies
+# reduction-order noise); the reference reports 9.6e-5 for its own thread change
 TINY_CONFIG = dict(
     n_fft=64,
     hop_length=16,
@@ -266,8 +267,10 @@ def test_checkpoint_conversion_round_trip(tmp_path):
     loaded = AudioCLIPAudioModel.from_pretrained(out_dir).eval()
     assert tuple(loaded.config.layers) == (1, 1, 1, 1)
     waveform = torch.from_numpy(_tiny_audio(3) * 32768.0)
-    with torch.no_grad():
-        torch.testing.assert_close(loaded(waveform).embeddings, model(waveform).embeddings, rtol=0, atol=0)
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], value, rtol=0, atol=0)  # weights bit-exact
+    with torch.no_grad():  # outputs up to kernel-selection noise between two model instances
+        torch.testing.assert_close(loaded(waveform).embeddings, model(waveform).embeddings, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(
         loaded.analysis_window, torch.from_numpy(_reference_window(48)), rtol=0, atol=0
     )
@@ -358,14 +361,16 @@ def test_save_pretrained_round_trip(tmp_path):
     assert {k: v for k, v in loaded.config.items() if not k.startswith("_")} == {
         k: (list(v) if isinstance(v, tuple) else v) for k, v in model.config.items() if not k.startswith("_")
     }
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], value, rtol=0, atol=0)  # weights bit-exact
     waveform = torch.from_numpy(_tiny_audio(2) * 32768.0)
-    with torch.no_grad():
+    with torch.no_grad():  # outputs up to kernel-selection noise between two model instances
         for mode in ("batch", "running"):
             torch.testing.assert_close(
                 loaded(waveform, batch_norm=mode).embeddings,
                 model(waveform, batch_norm=mode).embeddings,
-                rtol=0,
-                atol=0,
+                rtol=1e-5,
+                atol=1e-6,
             )
     spectrogram = loaded.log_power_spectrogram(waveform)
     assert spectrogram.shape == (2, 2, 3, 11, 1 + math.ceil((2000 - 48) / 16))
