@@ -43,8 +43,14 @@ fi
 stamp=".venv/.savg-stamp-$(cat requirements.txt pyproject.toml | sha1sum | cut -c1-16)"
 if ! [ -f "$stamp" ]; then
   echo "bootstrap.sh: installing pinned requirements into .venv (first run: a few minutes)"
-  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -r requirements.txt
+  # Some images cap torch below our pin with a machine-wide constraints file in their pip config; the pins in
+  # requirements.txt are what we test, so install them with pip's config files ignored (PyPI stays the index).
+  pip_env=()
+  if grep -qs '^torch' /etc/xdg/pip/constraints.txt /etc/pip/constraints.txt 2>/dev/null; then
+    pip_env=(env PIP_CONFIG_FILE=/dev/null)
+  fi
+  "${pip_env[@]}" .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  "${pip_env[@]}" .venv/bin/python -m pip install -q -r requirements.txt
   .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
   rm -f .venv/.savg-stamp-*
   touch "$stamp"
