@@ -1,0 +1,156 @@
+"""Convert the FVD I3D checkpoint (``i3d_pretrained_400.pt``) to a ``save_pretrained`` folder.
+
+The official SAVGBench evaluator loads ``i3d_pretrained_400.pt`` from the TATS repository
+(``songweige/TATS``, ``tats/fvd/``), a conversion of the TF-Hub Kinetics-400 I3D. The file is a plain
+``torch.save`` of a ``{name: tensor}`` dict in the names of :class:`~savg_hub.models.i3d.InceptionI3DModel`.
+It was built from the TF variables, so it has no ``*.bn.num_batches_tracked`` entries (PyTorch fills those
+with 0 when it loads such a dict; so does this converter). It is read with ``torch.load(weights_only=True)``:
+no pickled code runs.
+
+Example::
+
+    from savg_hub.convert.i3d import convert_i3d_checkpoint
+    convert_i3d_checkpoint("i3d_pretrained_400.pt", "i3d-kinetics400/")
+
+    from savg_hub.models.i3d import InceptionI3DModel
+    model = InceptionI3DModel.from_pretrained("i3d-kinetics400/").eval()
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from savg_hub.models.i3d import InceptionI3DModel
+
+logger = logging.getLogger(__name__)
+
+_NUM_BATCHES_TRACKED = ".num_batches_tracked"
+
+
+def _name_list(names: list[str], limit: int = 12) -> str:
+    shown = ", ".join(names[:limit])
+    return f"{shown}, ... ({len(names)} in all)" if len(names) > limit else shown
+
+
+def convert_i3d_state_dict(
+    state_dict: Mapping[str, torch.Tensor | np.ndarray], config: Mapping[str, Any] | None = None
+) -> dict[str, torch.Tensor]:
+    """Check an official I3D state dict against :class:`InceptionI3DModel` and return it ready to load.
+
+    The names are the same on both sides; every key is accounted for. Missing ``*.num_batches_tracked``
+    entries (absent from the released file) are filled with 0, as ``torch.nn.BatchNorm3d`` does for such
+    dicts; they do not affect eval-mode outputs. Floating values are cast to the model's dtype (float32).
+
+    Args:
+        state_dict: ``{name: tensor}`` (NumPy arrays are accepted too): 287 entries for the released file,
+            344 when ``num_batches_tracked`` is included.
+        config: :class:`InceptionI3DModel` keyword arguments the weights are for; ``None`` = the official
+            network (400 classes, RGB).
+
+    Returns:
+        ``{name: tensor}`` in the model's state-dict order, contiguous CPU tensors, that
+        ``InceptionI3DModel(**config).load_state_dict(..., strict=True)`` accepts.
+
+    Raises:
+        ValueError: naming every unexpected key, every missing entry, every shape or dtype mismatch and every
+            value that is not a tensor.
+    """
+    with torch.device("meta"):
+        reference = InceptionI3DModel(**dict(config or {})).state_dict()
+    converted: dict[str, torch.Tensor] = {}
+    unexpected: list[str] = []
+    bad_values: list[str] = []
+    for key, value in state_dict.items():
+        if key not in reference:
+            unexpected.append(str(key))
+            continue
+        if isinstance(value, np.ndarray):
+            value = torch.tensor(value)  # copies; keeps 0-d arrays 0-d
+        if not isinstance(value, torch.Tensor):
+            bad_values.append(f"{key} ({type(value).__name__}, not a tensor)")
+            continue
+        expected = reference[key]
+        if tuple(value.shape) != tuple(expected.shape):
+            bad_values.append(f"{key}: shape {tuple(value.shape)}, expected {tuple(expected.shape)}")
+            continue
+        if value.dtype != expected.dtype:
+            if not (value.dtype.is_floating_point and expected.dtype.is_floating_point):
+                bad_values.append(f"{key}: dtype {value.dtype}, expected {expected.dtype}")
+                continue
+            value = value.to(expected.dtype)
+        converted[key] = value.detach().to("cpu").contiguous()
+    filled = []
+    for key, expected in reference.items():
+        if key not in converted and key.endswith(_NUM_BATCHES_TRACKED) and key not in state_dict:
+            converted[key] = torch.zeros((), dtype=expected.dtype)
+            filled.append(key)
+    if filled:
+        logger.debug("filled %d absent num_batches_tracked entries with 0", len(filled))
+    missing = [key for key in reference if key not in converted and key not in state_dict]
+    problems = []
+    if unexpected:
+        problems.append(f"unexpected keys: {_name_list(unexpected)}")
+    if missing:
+        problems.append(f"missing keys: {_name_list(missing)}")
+    if bad_values:
+        problems.append(f"bad values: {_name_list(bad_values)}")
+    if problems:
+        raise ValueError("cannot convert the I3D state dict; " + "; ".join(problems))
+    return {key: converted[key] for key in reference}
+
+
+def load_i3d_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read ``i3d_pretrained_400.pt`` (a plain ``{name: tensor}`` dict) without running pickled code.
+
+    Uses ``torch.load(path, weights_only=True, map_location="cpu")``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: the file is not a dict of tensors (a full training checkpoint is not expected here).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"I3D checkpoint not found: {path}")
+    state = torch.load(path, weights_only=True, map_location="cpu")
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{path}: expected a dict of tensors, got {type(state).__name__}")
+    not_tensors = [str(key) for key, value in state.items() if not isinstance(value, torch.Tensor)]
+    if not_tensors:
+        raise ValueError(f"{path}: entries that are not tensors: {_name_list(not_tensors)}")
+    return dict(state)
+
+
+def convert_i3d_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Convert ``i3d_pretrained_400.pt`` into a ``save_pretrained`` folder (``config.json`` + safetensors).
+
+    Args:
+        path: the official checkpoint.
+        out_dir: destination folder (created; files in it with the same names are replaced). The folder is
+            written into a temporary sibling first, so a failed conversion leaves it untouched.
+
+    Returns:
+        ``out_dir`` as a :class:`~pathlib.Path`; load it with ``InceptionI3DModel.from_pretrained(out_dir)``.
+    """
+    state = convert_i3d_state_dict(load_i3d_checkpoint(path))
+    model = InceptionI3DModel()
+    model.load_state_dict(state, strict=True)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        for item in staging.iterdir():
+            os.replace(item, out_dir / item.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    logger.info("converted %s -> %s", path, out_dir)
+    return out_dir
