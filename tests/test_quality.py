@@ -1,0 +1,102 @@
+"""Official FVD / KVD / FAD on decoded clips (selection + features + statistics), with tiny real networks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from savg_hub.evaluation.fad import AudioCLIPFeatureExtractor
+from savg_hub.evaluation.frechet import fad_official, frechet_distance_official, kernel_distance_official
+from savg_hub.evaluation.fvd import I3DFeatureExtractor, official_uint8_round_trip
+from savg_hub.evaluation.quality import (
+    QualityEvaluator,
+    clip_content_id,
+    official_audio_44k,
+    window_video,
+)
+from savg_hub.evaluation.selection import VideoTiming, official_selection, window_audio
+from savg_hub.media.clip import Clip
+from savg_hub.models.audioclip import AudioCLIPAudioModel
+from savg_hub.models.i3d import InceptionI3DModel
+
+NUM = 4  # windows per set: enough for the statistics, small enough for the CPU
+
+
+def _clip(seed: int, name: str, silent: bool = False) -> Clip:
+    rng = np.random.default_rng(seed)
+    video = rng.integers(0, 256, size=(20, 256, 256, 3), dtype=np.uint8)
+    video[:, :56] = 0
+    video[:, 200:] = 0
+    t = np.arange(80_000) / 16_000
+    audio = np.stack([0.3 * np.sin(2 * np.pi * (200 + 50 * seed) * t), 0.2 * rng.standard_normal(80_000)])
+    audio = np.zeros_like(audio) if silent else audio
+    return Clip(video=video, audio=audio.astype(np.float32), fps=4.0, sample_rate=16_000, clip_id=name)
+
+
+@pytest.fixture(scope="module")
+def extractors():
+    torch.manual_seed(0)
+    i3d = InceptionI3DModel()
+    torch.manual_seed(1)
+    audioclip = AudioCLIPAudioModel(layers=(1, 1, 1, 1), groups=2, width_per_group=4, base_channels=8, embed_dim=16)
+    return I3DFeatureExtractor(i3d, batch_size=NUM), AudioCLIPFeatureExtractor(audioclip, mode="official", batch_size=8)
+
+
+def test_window_media_follow_the_official_loader():
+    clip = _clip(0, "a")
+    window = official_selection([VideoTiming("a", 20, 4.0)], [VideoTiming("a", 20, 4.0)])[0][0]
+    frames = window_video(clip, window)
+    assert frames.shape == (20, 3, 256, 256) and frames.dtype == np.uint8
+    expected = official_uint8_round_trip(torch.from_numpy(clip.video[window.source_frames]).permute(0, 3, 1, 2))
+    assert np.array_equal(frames, expected.numpy())
+    audio = official_audio_44k(clip)
+    assert audio.shape == (2, 220_500) and audio.dtype == np.float64
+    assert np.array_equal(audio * 32768, np.round(audio * 32768))  # on the 16-bit grid
+    with pytest.raises(ValueError, match="256, 256, 3"):
+        window_video(Clip(clip.video[:, :128], clip.audio, 4.0, 16_000, clip_id="small"), window)
+
+
+def test_evaluate_equals_the_official_steps_by_hand(extractors, tmp_path):
+    i3d, audioclip = extractors
+    fake = [_clip(i, f"gen{i}") for i in range(2)]
+    real = [_clip(10 + i, f"ref{i}") for i in range(2)]
+    evaluator = QualityEvaluator(i3d, audioclip, num_samples=NUM, cache_dir=tmp_path, weights_id="tiny")
+    result = evaluator.evaluate(fake, real)
+
+    fake_windows, real_windows = official_selection(
+        [VideoTiming(c.clip_id, 20, 4.0) for c in fake], [VideoTiming(c.clip_id, 20, 4.0) for c in real], NUM)
+    assert result.fake_windows == [(fake[w.video_index].clip_id, w.window_index) for w in fake_windows]
+    assert result.real_windows == [(real[w.video_index].clip_id, w.window_index) for w in real_windows]
+
+    def features(clips, windows):
+        video = np.stack([window_video(clips[w.video_index], w) for w in windows])
+        audio = np.stack([window_audio(official_audio_44k(clips[w.video_index]), w) for w in windows])
+        return i3d.logits(video), audioclip.embed(audio, 44_100)
+
+    (fi, fa), (ri, ra) = features(fake, fake_windows), features(real, real_windows)
+    assert result.fvd == frechet_distance_official(fi, ri)
+    assert result.kvd == kernel_distance_official(fi, ri)
+    assert result.fad == fad_official(fa, ra)
+    assert np.isfinite([result.fvd, result.kvd, result.fad]).all() and result.fvd > 0
+    assert not result.reference_cached and result.num_silent_windows == 0
+
+    again = evaluator.evaluate(fake, real)  # the reference features now come from the cache
+    assert again.reference_cached
+    assert (again.fvd, again.kvd, again.fad) == (result.fvd, result.kvd, result.fad)
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+
+
+def test_cache_key_follows_content_and_silence_is_counted(extractors, tmp_path):
+    i3d, audioclip = extractors
+    fake = [_clip(0, "gen0", silent=True)]
+    real = [_clip(5, "ref0")]
+    evaluator = QualityEvaluator(i3d, audioclip, num_samples=NUM, cache_dir=tmp_path, weights_id="tiny")
+    first = evaluator.evaluate(fake, real)
+    assert first.num_silent_windows == NUM
+    changed = [_clip(6, "ref0")]  # same name, other content: a new cache entry
+    assert clip_content_id(changed[0]) != clip_content_id(real[0])
+    second = evaluator.evaluate(fake, changed)
+    assert not second.reference_cached and len(list(tmp_path.glob("*.npz"))) == 2
+    with pytest.raises(ValueError, match="num_samples"):
+        QualityEvaluator(i3d, audioclip, num_samples=1)
