@@ -174,3 +174,18 @@ def test_bad_statistics_raise():
         frechet_distance_from_statistics(mu, sigma, mu, torch.eye(5))
     with pytest.raises(ValueError, match="mu_real must have shape"):
         frechet_distance_sqrtm_from_statistics(mu, sigma, torch.zeros(3), sigma)
+
+
+def test_exact_gram_route_equals_scipy_sqrtm_on_the_fixture(official_fixtures):
+    from savg_hub.evaluation.frechet import frechet_distance_exact, frechet_distance_sqrtm
+
+    folder = official_fixtures / "frechet"
+    expected = json.loads((folder / "expected.json").read_text())["float64_scipy_sqrtm"]
+    audio = np.load(folder / "audioclip_fake.npy"), np.load(folder / "audioclip_real.npy")
+    video = np.load(folder / "i3d_fake.npy"), np.load(folder / "i3d_real.npy")
+    assert frechet_distance_exact(*audio) * 1000 == pytest.approx(expected["fad"], rel=1e-6)
+    assert frechet_distance_exact(*audio) == pytest.approx(frechet_distance_sqrtm(*audio), rel=1e-6)
+    # scipy's sqrtm adds the roots of round-off eigenvalues of the rank-95 product; the Gram route has none
+    assert frechet_distance_exact(*video) == pytest.approx(expected["fvd"], rel=1e-7)
+    x = np.random.default_rng(0).standard_normal((50, 8))
+    assert frechet_distance_exact(x, x) == pytest.approx(0.0, abs=1e-9)

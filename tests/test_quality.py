@@ -100,3 +100,24 @@ def test_cache_key_follows_content_and_silence_is_counted(extractors, tmp_path):
     assert not second.reference_cached and len(list(tmp_path.glob("*.npz"))) == 2
     with pytest.raises(ValueError, match="num_samples"):
         QualityEvaluator(i3d, audioclip, num_samples=1)
+
+
+def test_whole_clip_variants_with_intervals(extractors, tmp_path):
+    i3d, audioclip = extractors
+    fake = [_clip(i, f"gen{i}") for i in range(3)]
+    real = [_clip(20 + i, f"ref{i}") for i in range(3)]
+    evaluator = QualityEvaluator(i3d, audioclip, num_samples=NUM, cache_dir=tmp_path, weights_id="tiny")
+    variants = evaluator.whole_clip(fake, real, num_resamples=20)
+    assert set(variants) == {"whole_clip_fvd", "whole_clip_kvd", "whole_clip_fad", "whole_clip_fad_mid",
+                             "whole_clip_fad_side"}
+    for name, entry in variants.items():
+        assert entry["num_fake"] == 3 and entry["num_real"] == 3, name
+        assert np.isfinite([entry["value"], entry["low"], entry["high"]]).all(), name
+        assert entry["low"] <= entry["high"], name
+    features = evaluator.whole_clip_features(fake)
+    assert features["i3d"].shape == (3, 400) and features["side"].shape == (3, 16)
+    # the corrected-mode embedding of a clip does not depend on the other clips of its batch
+    alone = evaluator.whole_clip_features(fake[:2])
+    np.testing.assert_allclose(alone["audio"], features["audio"][:2], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match=">= 2 clips"):
+        evaluator.whole_clip(fake[:1], real)

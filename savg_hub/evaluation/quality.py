@@ -31,10 +31,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from savg_hub.evaluation.bootstrap import bootstrap_two_sample
 from savg_hub.evaluation.fad import AudioCLIPFeatureExtractor
 from savg_hub.evaluation.frechet import (
+    FAD_SCALE,
     fad_official,
+    frechet_distance_exact,
     frechet_distance_official,
+    kernel_distance_float64,
     kernel_distance_official,
 )
 from savg_hub.evaluation.fvd import I3DFeatureExtractor, official_uint8_round_trip
@@ -232,12 +236,81 @@ class QualityEvaluator:
                 np.savez(handle, i3d=i3d, audioclip=audioclip, num_silent=num_silent)
         return SetFeatures(i3d, audioclip, labels, num_silent, False)
 
-    def evaluate(self, fake: Sequence[Clip], real: Sequence[Clip]) -> QualityResult:
+    def whole_clip_features(self, clips: Sequence[Clip], *, cache: bool = False) -> dict[str, np.ndarray]:
+        """Features of whole clips (not windows): I3D logits of all frames, and corrected-mode AudioCLIP
+        embeddings (eval BatchNorm, int16 level) of the whole 44.1-kHz stereo signal, of its mid signal
+        ``(L + R) / 2`` and of its side signal ``(L - R) / 2`` (each fed as both channels).
+
+        Returns:
+            ``{"i3d": (N, 400), "audio": (N, 1024), "mid": (N, 1024), "side": (N, 1024)}`` float32.
+        """
+        path = None
+        if cache and self.use_cache:
+            record = {"version": FEATURE_CACHE_VERSION, "weights": self.weights_id, "kind": "whole-clip",
+                      "clips": [clip_content_id(c) for c in clips]}
+            key = hashlib.sha256(json.dumps(record).encode()).hexdigest()
+            path = self.cache_dir / f"whole-{key}.npz"
+            if path.is_file():
+                with np.load(path) as stored:
+                    return {name: stored[name] for name in stored.files}
+        corrected = AudioCLIPFeatureExtractor(self.audioclip.model, self.audioclip.device, mode="corrected",
+                                              batch_size=self.audioclip.batch_size)
+        videos = np.stack([official_uint8_round_trip(torch.from_numpy(np.ascontiguousarray(c.video))
+                                                     .permute(0, 3, 1, 2)).numpy() for c in clips])
+        audio = np.clip(np.stack([official_audio_44k(c) for c in clips]), -1.0, 1.0)
+        mid = (audio[:, 0] + audio[:, 1]) / 2
+        side = (audio[:, 0] - audio[:, 1]) / 2
+        features = {
+            "i3d": self.i3d.logits(videos),
+            "audio": corrected.embed(audio, OFFICIAL_AUDIO_RATE),
+            "mid": corrected.embed(np.stack([mid, mid], axis=1), OFFICIAL_AUDIO_RATE),
+            "side": corrected.embed(np.stack([side, side], axis=1), OFFICIAL_AUDIO_RATE),
+        }
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+                np.savez(handle, **features)
+        return features
+
+    def whole_clip(self, fake: Sequence[Clip], real: Sequence[Clip], *, num_resamples: int = 1000,
+                   level: float = 0.95, seed: int = 0) -> dict[str, dict]:
+        """The whole-clip variants over all clips, each with a bootstrap interval (exact float64 Fréchet
+        distance, float64 MMD; FAD values × 1000 like the official scale).
+
+        Returns:
+            ``{"whole_clip_fvd", "whole_clip_kvd", "whole_clip_fad", "whole_clip_fad_mid",
+            "whole_clip_fad_side"}`` each a :meth:`BootstrapInterval.to_dict` plus ``num_fake``/``num_real``.
+        """
+        if len(fake) < 2 or len(real) < 2:
+            raise ValueError(f"whole-clip statistics need >= 2 clips per set, got {len(fake)} and {len(real)}")
+        f, r = self.whole_clip_features(fake), self.whole_clip_features(real, cache=True)
+
+        def fad(x: np.ndarray, y: np.ndarray) -> float:
+            return frechet_distance_exact(x, y) * FAD_SCALE
+
+        plan = {
+            "whole_clip_fvd": (frechet_distance_exact, "i3d"),
+            "whole_clip_kvd": (kernel_distance_float64, "i3d"),
+            "whole_clip_fad": (fad, "audio"),
+            "whole_clip_fad_mid": (fad, "mid"),
+            "whole_clip_fad_side": (fad, "side"),
+        }
+        results = {}
+        for name, (statistic, key) in plan.items():
+            interval = bootstrap_two_sample(statistic, f[key], r[key], num_resamples=num_resamples, level=level,
+                                            seed=seed)
+            results[name] = {**interval.to_dict(), "num_fake": len(fake), "num_real": len(real)}
+        return results
+
+    def evaluate(self, fake: Sequence[Clip], real: Sequence[Clip], *, whole_clip: bool = False,
+                 num_resamples: int = 1000) -> QualityResult:
         """Official FVD / KVD / FAD of ``fake`` (generated clips, official listing order) against ``real``.
 
         Args:
             fake: decoded generated clips, in the order the official code lists their files (sorted names).
             real: decoded reference clips, same order rule.
+            whole_clip: also compute the whole-clip variants (:meth:`whole_clip`).
+            num_resamples: bootstrap replicates of the whole-clip variants.
 
         Returns:
             :class:`QualityResult`.
@@ -248,8 +321,9 @@ class QualityEvaluator:
         fvd = frechet_distance_official(fake_features.i3d, real_features.i3d)
         kvd = kernel_distance_official(fake_features.i3d, real_features.i3d)
         fad = fad_official(fake_features.audioclip, real_features.audioclip)
+        extra = self.whole_clip(fake, real, num_resamples=num_resamples) if whole_clip else {}
         return QualityResult(
-            fvd=fvd, kvd=kvd, fad=fad,
+            fvd=fvd, kvd=kvd, fad=fad, whole_clip=extra,
             num_fake_windows=len(fake_windows), num_real_windows=len(real_windows),
             fake_windows=fake_features.windows, real_windows=real_features.windows,
             num_silent_windows=fake_features.num_silent + real_features.num_silent,
