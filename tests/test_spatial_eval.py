@@ -34,6 +34,15 @@ TINY_SELD = {"block_out_channels": (4, 8), "pool_sizes": ((2, 2), (2, 2)), "num_
              "num_attention_heads": 2, "feedforward_dim": 16}
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models run fastest on one thread (and this machine's cores are shared)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 # --- stand-ins --------------------------------------------------------------------------------------------
 
 

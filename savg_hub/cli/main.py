@@ -3,6 +3,10 @@
     savg build-dataset --synthetic 6 --out demo-set/
     savg build-dataset --starss23 /data/STARSS23 --out svgsa24/
     savg import-svgsa24 /data/SAVGBench_Dataset_Development --out svgsa24-official/
+    savg evaluate generated/ --metrics spatial --out results/
+    savg seld generated/ --out pred_seld/ ; savg detect generated/ --out pred_od/
+    savg spatial-align --seld pred_seld/ --detections pred_od/
+    savg weights import SAVGBench_PretrainedModels_V1.zip
 """
 
 from __future__ import annotations
@@ -16,13 +20,13 @@ from savg_hub import __version__
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command registered."""
-    from savg_hub.cli import dataset
+    from savg_hub.cli import dataset, evaluate, weights
 
     parser = argparse.ArgumentParser(prog="savg", description="Spatially Aligned Audio-Video Generation toolkit")
     parser.add_argument("--version", action="version", version=f"savg_hub {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (dataset,):
+    for module in (dataset, evaluate, weights):
         module.register(commands)
     return parser
 
