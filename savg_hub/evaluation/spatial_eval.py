@@ -410,7 +410,9 @@ def load_person_detector(detector: str | PersonDetector = "default", weights: st
             if not candidates:
                 raise ValueError(f"{path}: no Ultralytics model file (*.pt, *.onnx) in the folder")
             path = candidates[0]
-        loaded = load_detector(f"ultralytics:{path}", device=device_name)
+        # a registry name goes through load_detector's registered path (it runs the model at its training size)
+        target = str(spec) if str(spec) in registry.REGISTRY and not Path(spec).exists() else str(path)
+        loaded = load_detector(f"ultralytics:{target}", device=device_name)
         loaded.batch_size = int(batch_size)
         record.name = loaded.name
         return loaded, record
