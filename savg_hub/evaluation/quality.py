@@ -95,6 +95,54 @@ def window_video(clip: Clip, window: OfficialWindow) -> np.ndarray:
 
 
 @dataclass
+class WindowExcerpts:
+    """What the feature networks see of the selected windows, in selection order.
+
+    Attributes:
+        videos: uint8 ``(N, 20, 3, 256, 256)`` frames after the official uint8 round trip.
+        audio: float64 ``(N, 2, 80000)`` 44.1-kHz 16-bit-level stereo excerpts.
+        labels: ``[(clip_id, window_index)]`` of each row.
+    """
+
+    videos: np.ndarray
+    audio: np.ndarray
+    labels: list[tuple[str, int]]
+
+    @property
+    def num_silent(self) -> int:
+        """Windows whose audio is all zeros."""
+        return int(np.sum(~np.any(self.audio != 0, axis=(1, 2))))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: slice) -> "WindowExcerpts":
+        return WindowExcerpts(self.videos[index], self.audio[index], self.labels[index])
+
+    @staticmethod
+    def concatenate(parts: Sequence["WindowExcerpts"]) -> "WindowExcerpts":
+        return WindowExcerpts(np.concatenate([p.videos for p in parts]), np.concatenate([p.audio for p in parts]),
+                              [label for p in parts for label in p.labels])
+
+
+def window_excerpts(clips: Sequence[Clip] | dict[int, Clip], windows: Sequence[OfficialWindow]) -> WindowExcerpts:
+    """Cut the selected windows out of decoded clips (``clips[w.video_index]``; a dict may hold only the clips
+    that have windows). Each clip's audio is resampled once."""
+    audio_cache: dict[int, np.ndarray] = {}
+    videos, audios, labels = [], [], []
+    for w in windows:
+        clip = clips[w.video_index]
+        videos.append(window_video(clip, w))
+        if w.video_index not in audio_cache:
+            audio_cache[w.video_index] = official_audio_44k(clip)
+        audios.append(window_audio(audio_cache[w.video_index], w))
+        labels.append((clip.clip_id or str(w.video_index), w.window_index))
+    if not windows:
+        return WindowExcerpts(np.zeros((0, 20, 3, 256, 256), np.uint8), np.zeros((0, 2, 80_000)), [])
+    return WindowExcerpts(np.stack(videos), np.stack(audios), labels)
+
+
+@dataclass
 class SetFeatures:
     """Features of one set's selected windows, in selection order.
 
@@ -194,47 +242,44 @@ class QualityEvaluator:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else savg_home() / "cache" / "quality"
 
     # ------------------------------------------------------------------------------------------------------
-    def _cache_key(self, clips: Sequence[Clip], windows: Sequence[OfficialWindow]) -> str:
-        ids: dict[int, str] = {}
-        chosen = []
-        for w in windows:
-            if w.video_index not in ids:
-                ids[w.video_index] = clip_content_id(clips[w.video_index])
-            chosen.append([ids[w.video_index], w.source_frames.tolist()])
+    def _cache_key(self, excerpts: WindowExcerpts) -> str:
+        digest = hashlib.sha256()
         record = {"version": FEATURE_CACHE_VERSION, "weights": self.weights_id, "mode": self.audioclip.mode,
-                  "batch": [self.i3d.batch_size, self.audioclip.batch_size], "windows": chosen}
-        return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+                  "batch": [self.i3d.batch_size, self.audioclip.batch_size]}
+        digest.update(json.dumps(record, sort_keys=True).encode())
+        digest.update(np.ascontiguousarray(excerpts.videos).tobytes())
+        digest.update(np.ascontiguousarray(excerpts.audio).tobytes())
+        return digest.hexdigest()
+
+    def excerpt_features(self, excerpts: WindowExcerpts, *, cache: bool = False) -> SetFeatures:
+        """I3D and AudioCLIP features of window excerpts (in order), from the on-disk cache when allowed.
+
+        The excerpts are embedded in consecutive batches from the first one on, so features of the batch-aligned
+        slices ``excerpts[k * 8 : (k + 1) * 8]`` computed separately (e.g. in other processes) are identical.
+        """
+        path = None
+        if cache and self.use_cache:
+            path = self.cache_dir / f"{self._cache_key(excerpts)}.npz"
+            if path.is_file():
+                with np.load(path) as stored:
+                    logger.info("reference features from cache %s", path.name)
+                    return SetFeatures(stored["i3d"], stored["audioclip"], list(excerpts.labels),
+                                       excerpts.num_silent, True)
+        if excerpts.num_silent:
+            logger.warning("%d selected windows have all-zero audio (the official code stops on them)",
+                           excerpts.num_silent)
+        i3d = self.i3d.logits(excerpts.videos)
+        audioclip = self.audioclip.embed(np.clip(excerpts.audio, -1.0, 1.0), OFFICIAL_AUDIO_RATE)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+                np.savez(handle, i3d=i3d, audioclip=audioclip)
+        return SetFeatures(i3d, audioclip, list(excerpts.labels), excerpts.num_silent, False)
 
     def set_features(self, clips: Sequence[Clip], windows: Sequence[OfficialWindow], *,
                      cache: bool = False) -> SetFeatures:
         """I3D and AudioCLIP features of ``windows`` of ``clips`` (in order), from the cache when allowed."""
-        labels = [(clips[w.video_index].clip_id or str(w.video_index), w.window_index) for w in windows]
-        path = None
-        if cache and self.use_cache:
-            path = self.cache_dir / f"{self._cache_key(clips, windows)}.npz"
-            if path.is_file():
-                with np.load(path) as stored:
-                    logger.info("reference features from cache %s", path.name)
-                    return SetFeatures(stored["i3d"], stored["audioclip"], labels, int(stored["num_silent"]), True)
-        audio_cache: dict[int, np.ndarray] = {}
-        videos, audios = [], []
-        for w in windows:
-            clip = clips[w.video_index]
-            videos.append(window_video(clip, w))
-            if w.video_index not in audio_cache:
-                audio_cache[w.video_index] = official_audio_44k(clip)
-            audios.append(window_audio(audio_cache[w.video_index], w))
-        audio = np.stack(audios)
-        num_silent = int(np.sum(~np.any(audio != 0, axis=(1, 2))))
-        if num_silent:
-            logger.warning("%d selected windows have all-zero audio (the official code stops on them)", num_silent)
-        i3d = self.i3d.logits(np.stack(videos))
-        audioclip = self.audioclip.embed(np.clip(audio, -1.0, 1.0), OFFICIAL_AUDIO_RATE)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-                np.savez(handle, i3d=i3d, audioclip=audioclip, num_silent=num_silent)
-        return SetFeatures(i3d, audioclip, labels, num_silent, False)
+        return self.excerpt_features(window_excerpts(clips, windows), cache=cache)
 
     def whole_clip_features(self, clips: Sequence[Clip], *, cache: bool = False) -> dict[str, np.ndarray]:
         """Features of whole clips (not windows): I3D logits of all frames, and corrected-mode AudioCLIP
