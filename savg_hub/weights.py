@@ -294,9 +294,13 @@ def resolve_weights(spec: str | os.PathLike, kind: str) -> Path:
             return Path(snapshot_download(entry.hub_repo, revision=entry.hub_revision))
         except Exception as exc:  # network, auth, missing repo
             raise WeightsError(f"could not download {entry.hub_repo}@{entry.hub_revision}: {exc}") from exc
-    how = f"run `savg weights import {entry.official_source.split(' ')[0]}`" if entry.official_source else "import it"
-    raise WeightsError(f"weights {name!r} are not available offline; {how} (the official file is "
-                       f"{entry.official_filename})")
+    if entry.official_source:
+        raise WeightsError(f"weights {name!r} are not available offline; run `savg weights import "
+                           f"{entry.official_source.split(' ')[0]}` (the official file is {entry.official_filename})")
+    if entry.embedded:
+        raise WeightsError(f"weights {name!r} are not available offline: their embedded copy "
+                           f"savg_hub/assets/weights/{entry.embedded} is missing from this installation")
+    raise WeightsError(f"weights {name!r} are not available offline")
 
 
 def _offline() -> bool:

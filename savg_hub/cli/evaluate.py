@@ -116,6 +116,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     sa.set_defaults(func=run_spatial_align)
 
 
+def _command_line() -> list[str] | None:
+    """The command line when run as the ``savg`` console script (``None`` when called from Python)."""
+    return ["savg", *sys.argv[1:]] if sys.argv and Path(sys.argv[0]).name == "savg" else None
+
+
 def _fmt(score: float | None) -> str:
     return "undefined" if score is None else f"{score:.4f}"
 
@@ -169,7 +174,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     result = evaluator.evaluate(source, progress=not args.no_progress, on_clip=on_clip)
     report = report_for_spatial(result, source=source, seconds=time.perf_counter() - started,
-                                command=["savg", *sys.argv[1:]] if sys.argv else None)
+                                command=_command_line())
     if args.csv:
         result.write_official_csvs(args.out / "pred_seld", args.out / "pred_od")
     written = report.write(args.out, results_out=args.results_out, append_results_out=args.append)

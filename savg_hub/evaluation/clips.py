@@ -63,9 +63,11 @@ class ClipSource:
         kind: ``"files"`` or ``"dataset"``.
         description: the spec as given (for reports).
         split: the dataset split, when ``kind == "dataset"``.
-        revision: what identifies the data version, when known (dataset revision or content id).
+        revision: what identifies the data version, when known (the Hub revision asked for, or a content id of
+            the files: names and sizes).
         workers: decoding threads.
         prefetch: clips decoded ahead of the consumer (bounded queue).
+        info: more provenance (e.g. the ``datasets`` fingerprint of a Hub dataset).
     """
 
     items: list[_Item]
@@ -313,8 +315,7 @@ def _hub_dataset_items(repo: str, split: str | None, spec: ClipSpec, video: bool
             return clip
 
         items.append(_Item(str(clip_id), f"{repo}:{split}[{index}]", load))
-    known = revision or getattr(dataset, "_fingerprint", None)
-    return items, split, known
+    return items, split, getattr(dataset, "_fingerprint", None)
 
 
 def _looks_like_hub_id(text: str) -> bool:
@@ -390,10 +391,14 @@ def open_clips(
     if path.is_file():
         return ClipSource(_file_items([path], spec, video), "files", text, revision=_content_id([path]), **common)
     if _looks_like_hub_id(base):
-        items, chosen, known = _hub_dataset_items(base, split, spec, video, revision)
+        try:
+            items, chosen, fingerprint = _hub_dataset_items(base, split, spec, video, revision)
+        except ClipSourceError as error:
+            raise ClipSourceError(f"{base!r} is not a local folder or file, and as a dataset id: {error}") from error
         if not items:
             raise ClipSourceError(f"{base}:{chosen} holds no clips")
-        return ClipSource(items, "dataset", text, split=chosen, revision=known, **common)
+        return ClipSource(items, "dataset", text, split=chosen, revision=revision,
+                          info={"fingerprint": fingerprint}, **common)
     raise ClipSourceError(f"{text!r} is not a folder, a clip file, a dataset folder or a dataset id")
 
 

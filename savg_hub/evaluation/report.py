@@ -284,7 +284,7 @@ def report_for_spatial(result: Any, *, source: Any = "", seconds: float | None =
     info: dict[str, Any] = {}
     description = source
     if hasattr(source, "kind"):
-        info = {"kind": source.kind, "split": source.split, "revision": source.revision}
+        info = {"kind": source.kind, "split": source.split, "revision": source.revision, **dict(source.info)}
         description = source.description
     return EvaluationReport(
         sections={result.name: result}, source=str(description), num_clips=result.num_clips,

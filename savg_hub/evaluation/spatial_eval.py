@@ -428,15 +428,24 @@ def load_person_detector(detector: str | PersonDetector = "default", weights: st
 ClipsLike = ClipSource | str | os.PathLike | Iterable[tuple[str, Clip]] | Iterable[Clip]
 
 
-def iter_clip_pairs(clips: ClipsLike, *, video: bool = True) -> tuple[Iterator[tuple[str, Clip]], int | None]:
-    """``(iterator of (clip_id, Clip), total or None)`` for a source spec, a :class:`ClipSource` or an iterable."""
+def iter_clip_pairs(clips: ClipsLike, *, video: bool = True, prefetch: int = 0,
+                    ) -> tuple[Iterator[tuple[str, Clip]], int | None]:
+    """``(iterator of (clip_id, Clip), total or None)`` for a source spec, a :class:`ClipSource` or an iterable.
+
+    ``prefetch``: for a :class:`ClipSource`, decode at least this many clips ahead (e.g. the next chunk while the
+    current one is computed).
+    """
     if isinstance(clips, (str, os.PathLike)):
         clips = open_clips(clips, video=video)
     total = len(clips) if hasattr(clips, "__len__") else None
+    if isinstance(clips, ClipSource):
+        iterable: Iterable = clips.iter(prefetch=max(clips.prefetch, int(prefetch)))
+    else:
+        iterable = clips
 
     def pairs() -> Iterator[tuple[str, Clip]]:
         seen: set[str] = set()
-        for index, item in enumerate(clips):
+        for index, item in enumerate(iterable):
             if isinstance(item, Clip):
                 clip_id, clip = item.clip_id or f"clip{index:05d}", item
             else:
@@ -506,7 +515,7 @@ def _detect_many(detector: PersonDetector, videos: Sequence[np.ndarray]) -> list
 def predict_seld_rows(seld: SELDPredictor, clips: ClipsLike, *, chunk_size: int = 32, progress: bool = False,
                       ) -> Iterator[tuple[str, np.ndarray]]:
     """Official SELD rows ``(R, 3)`` per clip, windows batched across ``chunk_size`` clips; yields in order."""
-    pairs, total = iter_clip_pairs(clips, video=False)
+    pairs, total = iter_clip_pairs(clips, video=False, prefetch=chunk_size)
     with _progress(total, progress, "SELD") as bar:
         for chunk in _chunks(pairs, chunk_size):
             predictions = seld.predict([_check_audio(i, c) for i, c in chunk])
@@ -518,7 +527,7 @@ def predict_seld_rows(seld: SELDPredictor, clips: ClipsLike, *, chunk_size: int 
 def detect_rows(detector: PersonDetector, clips: ClipsLike, *, chunk_size: int = 8, progress: bool = False,
                 ) -> Iterator[tuple[str, np.ndarray]]:
     """Official detection rows ``(M, 6)`` per clip, frames of ``chunk_size`` clips per detector call."""
-    pairs, total = iter_clip_pairs(clips, video=True)
+    pairs, total = iter_clip_pairs(clips, video=True, prefetch=chunk_size)
     with _progress(total, progress, "detect") as bar:
         for chunk in _chunks(pairs, chunk_size):
             videos = []
@@ -670,7 +679,7 @@ class SpatialAVAlignEvaluator:
             a :class:`SpatialEvalResult`. Its ``score`` is ``None`` when no clip has a SELD detection.
         """
         started = time.perf_counter()
-        pairs, total = iter_clip_pairs(clips, video=True)
+        pairs, total = iter_clip_pairs(clips, video=True, prefetch=self.chunk_size)
         official = SpatialAVAlignResult(config=self.config)
         calibration = {variant: SpatialAVAlignResult(config=self.config) for variant in self.calibration}
         collected: list[ClipOutputs] = []
