@@ -253,3 +253,15 @@ class _Exploit:
 
     def __reduce__(self):
         return (open, (self.path, "w"))
+
+
+def test_width_divisor_gives_a_small_stand_in_with_the_same_layout():
+    small = InceptionI3DModel(width_divisor=8).eval()
+    full_keys = set(InceptionI3DModel().state_dict())
+    assert set(small.state_dict()) == full_keys  # same modules, narrower
+    assert sum(p.numel() for p in small.parameters()) < 300_000
+    with torch.no_grad():
+        logits = small(torch.zeros(2, 3, 20, 224, 224)).logits
+    assert logits.shape == (2, 400)
+    with pytest.raises(ValueError, match="width_divisor"):
+        InceptionI3DModel(width_divisor=0)

@@ -37,7 +37,7 @@ def _clip(seed: int, name: str, silent: bool = False) -> Clip:
 @pytest.fixture(scope="module")
 def extractors():
     torch.manual_seed(0)
-    i3d = InceptionI3DModel()
+    i3d = InceptionI3DModel(width_divisor=8)
     torch.manual_seed(1)
     audioclip = AudioCLIPAudioModel(layers=(1, 1, 1, 1), groups=2, width_per_group=4, base_channels=8, embed_dim=16)
     return I3DFeatureExtractor(i3d, batch_size=NUM), AudioCLIPFeatureExtractor(audioclip, mode="official", batch_size=8)

@@ -200,6 +200,9 @@ class InceptionI3DModel(ModelMixin, ConfigMixin):
         dropout (`float`, *optional*, defaults to 0.5):
             drop probability before the logits layer (the reference's ``dropout_keep_prob=0.5`` is passed to
             ``nn.Dropout`` as the drop probability); inactive in eval mode.
+        width_divisor (`int`, *optional*, defaults to 1):
+            every channel count is divided by this (1 = the official network). Larger values give a small
+            stand-in with the same layout and receptive field, for tests and for runs without the real weights.
     """
 
     @register_to_config
@@ -209,6 +212,7 @@ class InceptionI3DModel(ModelMixin, ConfigMixin):
         in_channels: int = 3,
         batch_norm_eps: float = 1e-5,
         dropout: float = 0.5,
+        width_divisor: int = 1,
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -219,24 +223,32 @@ class InceptionI3DModel(ModelMixin, ConfigMixin):
             raise ValueError(f"batch_norm_eps must be > 0, got {batch_norm_eps}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if isinstance(width_divisor, bool) or int(width_divisor) != width_divisor or not 1 <= width_divisor <= 16:
+            raise ValueError(f"width_divisor must be an integer in [1, 16], got {width_divisor!r}")
         eps = batch_norm_eps
+
+        def width(channels: int) -> int:
+            return max(1, channels // int(width_divisor))
+
+        mixed_5c = _INCEPTION_CHANNELS["Mixed_5c"]
+        top = sum(width(mixed_5c[i]) for i in (0, 2, 4, 5))
         # ``logits`` first: the reference registers it before the feature layers (state-dict order).
         self.logits = I3DUnit3D(
-            1024, num_classes, use_batch_norm=False, use_bias=True, activation=False, batch_norm_eps=eps
+            top, num_classes, use_batch_norm=False, use_bias=True, activation=False, batch_norm_eps=eps
         )
-        self.Conv3d_1a_7x7 = I3DUnit3D(in_channels, 64, (7, 7, 7), (2, 2, 2), batch_norm_eps=eps)
+        self.Conv3d_1a_7x7 = I3DUnit3D(in_channels, width(64), (7, 7, 7), (2, 2, 2), batch_norm_eps=eps)
         self.MaxPool3d_2a_3x3 = I3DMaxPool3dSame((1, 3, 3), (1, 2, 2))
-        self.Conv3d_2b_1x1 = I3DUnit3D(64, 64, batch_norm_eps=eps)
-        self.Conv3d_2c_3x3 = I3DUnit3D(64, 192, (3, 3, 3), batch_norm_eps=eps)
+        self.Conv3d_2b_1x1 = I3DUnit3D(width(64), width(64), batch_norm_eps=eps)
+        self.Conv3d_2c_3x3 = I3DUnit3D(width(64), width(192), (3, 3, 3), batch_norm_eps=eps)
         self.MaxPool3d_3a_3x3 = I3DMaxPool3dSame((1, 3, 3), (1, 2, 2))
-        channels = 192
+        channels = width(192)
         for name in ("Mixed_3b", "Mixed_3c", "Mixed_4b", "Mixed_4c", "Mixed_4d", "Mixed_4e", "Mixed_4f",
                      "Mixed_5b", "Mixed_5c"):
             if name == "Mixed_4b":
                 self.MaxPool3d_4a_3x3 = I3DMaxPool3dSame((3, 3, 3), (2, 2, 2))
             elif name == "Mixed_5b":
                 self.MaxPool3d_5a_2x2 = I3DMaxPool3dSame((2, 2, 2), (2, 2, 2))
-            block = I3DInceptionBlock(channels, _INCEPTION_CHANNELS[name], eps)
+            block = I3DInceptionBlock(channels, [width(c) for c in _INCEPTION_CHANNELS[name]], eps)
             setattr(self, name, block)
             channels = block.out_channels
         self.avg_pool = nn.AvgPool3d(kernel_size=(2, 7, 7), stride=(1, 1, 1))
