@@ -299,3 +299,31 @@ def test_evaluate_a_folder_spec_and_visit_each_clip_once(tmp_path):
         str(folder), on_clip=lambda clip, outputs: seen.append((clip.clip_id, outputs.num_tp, clip.video.shape)))
     assert [s[0] for s in seen] == ["g0", "g1", "g2"] and all(s[2] == (20, 256, 256, 3) for s in seen)
     assert result.score is not None and result.score > 0.9  # lossless sidecars keep the level difference
+
+
+# --- acceptance on ground truth with the embedded models (slow; needs the shipped weights) ----------------------
+
+
+@pytest.mark.slow
+def test_ground_truth_calibration_with_embedded_models(tmp_path):
+    """Issue acceptance: on a synthetic SVGSA24 eval split, ground truth scores >= 0.85 with the embedded models,
+    the left/right swap drops it by >= 0.2 and the joint flip stays within 0.05."""
+    from savg_hub import weights as registry
+    from savg_hub.cli.main import main
+
+    try:
+        evaluator = SpatialAVAlignEvaluator.from_pretrained("stereo-seld-synthetic", "ultralytics",
+                                                            "yolo-person-synthetic")
+    except (ValueError, FileNotFoundError, ModuleNotFoundError) as error:
+        pytest.skip(f"embedded weights not available: {error}")
+    assert all(record.stand_in for record in evaluator.weights)
+    assert main(["build-dataset", "--synthetic", "3", "--out", str(tmp_path / "ds"), "--no-progress",
+                 "--workers", "1", "--seed", "123", "--eval-yaw-step", "15"]) == 0  # 14 eval clips
+    result = evaluator.evaluate(f"{tmp_path / 'ds'}:eval")
+    scores = result.calibration_scores()
+    assert result.num_clips >= 10 and result.score is not None
+    assert result.score >= 0.85, result.to_dict()
+    assert result.score - scores["swap_lr"] >= 0.2, result.to_dict()
+    assert abs(scores["swap_and_flip"] - result.score) <= 0.05, result.to_dict()
+    assert scores["flip_video"] < result.score and scores["mono"] < result.score
+    assert registry.file_sha256(result.weights[0].path) == result.weights[0].sha256

@@ -84,7 +84,8 @@ def overlay_frames(
             color = HIT_COLOR if hits[j] else MISS_COLOR
             y = (picture[0] + picture[1]) / 2 + (14 if cls == 1 else -14)
             draw_marker(frame, min(max(x, 0), frame.shape[1] - 1), y, color)
-            draw_text(frame, "S" if cls == 0 else "I", min(max(x + 8, 0), frame.shape[1] - 12), y + 4, color)
+            text_x = x + 9 if x < frame.shape[1] - 20 else x - 18  # keep the class letter inside the frame
+            draw_text(frame, "S" if cls == 0 else "I", max(text_x, 0), y + 4, color)
         running_hits += int(hits[rows].sum())
         running_rows += len(rows)
         label = f"{title}  " if title else ""
