@@ -39,7 +39,8 @@ def extractors():
     torch.manual_seed(0)
     i3d = InceptionI3DModel(width_divisor=8)
     torch.manual_seed(1)
-    audioclip = AudioCLIPAudioModel(layers=(1, 1, 1, 1), groups=2, width_per_group=4, base_channels=8, embed_dim=16)
+    audioclip = AudioCLIPAudioModel(n_fft=256, hop_length=128, win_length=200, layers=(1, 1, 1, 1), groups=2,
+                                    width_per_group=4, base_channels=8, embed_dim=16)
     return I3DFeatureExtractor(i3d, batch_size=NUM), AudioCLIPFeatureExtractor(audioclip, mode="official", batch_size=8)
 
 
