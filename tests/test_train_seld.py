@@ -74,6 +74,20 @@ def test_crop_targets_align_with_labels_and_features(tiny_dataset):
     level_difference = np.log((magnitude[0] ** 2).sum(0) / (magnitude[1] ** 2).sum(0))
     switch = int(np.argmax(level_difference < 0))
     assert abs(switch - 60) <= 2, switch
+    # a mirrored crop swaps left and right and moves x to 255 - x
+    mirrored = data.crop(index, 240, swap=True)
+    np.testing.assert_array_equal(mirrored["features"][0], item["features"][1])
+    np.testing.assert_allclose(mirrored["x"][0, :60].numpy(), (255 - x_speech) / 256, rtol=1e-6)
+    np.testing.assert_array_equal(mirrored["activity"], item["activity"])
+    phase = item["features"][2].numpy()
+    np.testing.assert_allclose(mirrored["features"][2].numpy(), np.where(phase > 0, 2 * np.pi - phase, 0), atol=1e-6)
+    # the segment STFT of a crop equals the whole clip's centred STFT
+    from savg_hub.training.seld import training_features
+
+    whole = training_features(data.audio[index], center=True)
+    for start in (0, 1, 240, 372):
+        np.testing.assert_allclose(data.crop(index, start)["features"].numpy(), whole[..., start : start + 128],
+                                   rtol=1e-5, atol=1e-5)
     # random crops stay inside the clip
     starts = {int(data[index]["start"]) for _ in range(20)}
     assert min(starts) >= 0 and max(starts) <= 500 - 128 and len(starts) > 1
@@ -180,6 +194,15 @@ def test_train_save_resume_continue(tiny_dataset, tmp_path):
     model = StereoSELDModel.from_pretrained(out / "model")
     assert list(model.config.block_out_channels) == [4, 4, 8, 8]
     assert (out / "model" / "training_config.yaml").is_file()
+
+    # score the saved network on the whole eval split and render its model card from the run
+    card = tmp_path / "card" / "README.md"
+    measured = script.main(["--config", str(config_path), "--output-dir", str(tmp_path / "scored"),
+                            "--evaluate", str(out / "model"), "--model-card", str(card), "--run-dir", str(out)])
+    assert measured["num_clips"] == DatasetFolder(tiny_dataset).num_rows("eval")
+    text = card.read_text()
+    assert text.startswith("---\nlicense: apache-2.0") and "| speech |" in text and "| instrument |" in text
+    assert "--evaluate" in text and "SAVGBench" in text and "synthetic" in text
 
 
 @pytest.mark.skipif(not (EMBEDDED / "config.json").is_file(), reason="embedded SELD weights not trained yet")

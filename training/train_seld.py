@@ -46,6 +46,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the run folder")
     parser.add_argument("--max-steps", type=int, help="override max_steps")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--evaluate", type=Path, metavar="WEIGHTS",
+                        help="do not train: score a save_pretrained folder on the config's eval split "
+                             "(whole split) and write <output-dir>/evaluation.json")
+    parser.add_argument("--model-card", type=Path, metavar="README",
+                        help="with --evaluate: also render a model card from the run folder's training config "
+                             "(--run-dir) and this evaluation")
+    parser.add_argument("--run-dir", type=Path, help="training run whose evaluation.json/training_config.json "
+                                                     "describe the evaluated weights (for --model-card)")
+    parser.add_argument("--card-name", default="stereo-seld-synthetic", help="weights name used in the card")
     return parser.parse_args(argv)
 
 
@@ -143,7 +152,8 @@ def _provenance(folder: Path) -> dict[str, Any]:
             "weights_sha256": file_sha256(folder)}
 
 
-def train(config, output_dir: Path, *, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+def train(config, output_dir: Path, *, resume: bool = False, progress: bool = True,
+          command: str | None = None) -> dict[str, Any]:
     """Run (or continue) a training run; returns the final evaluation dict (also written to evaluation.json)."""
     import torch
     from accelerate import Accelerator
@@ -171,7 +181,7 @@ def train(config, output_dir: Path, *, resume: bool = False, progress: bool = Tr
         _write_config(output_dir, config)
 
     dataset = SELDCropDataset(dataset_dir, config.train_split, config.crop_frames, config.train_stft_center,
-                              config.max_train_clips, config.model.class_num)
+                              config.max_train_clips, config.model.class_num, config.swap_probability)
     loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, shuffle=True,
                                          drop_last=len(dataset) >= config.batch_size,
                                          num_workers=config.num_workers)
@@ -268,7 +278,7 @@ def train(config, output_dir: Path, *, resume: bool = False, progress: bool = Tr
             training_seconds=state.elapsed,
             num_parameters=sum(p.numel() for p in final.parameters()),
             train_clips=len(dataset),
-            command=" ".join(["python", "training/train_seld.py", *sys.argv[1:]]) if sys.argv[1:] else None,
+            command=command,
             **_provenance(model_dir),
         )
         atomic_write_text(output_dir / "evaluation.json", json.dumps(result, indent=2) + "\n")
@@ -277,6 +287,52 @@ def train(config, output_dir: Path, *, resume: bool = False, progress: bool = Tr
                     f_scores, result["overall"]["position_error_px"])
     accelerator.end_training()
     return result
+
+
+def evaluate_only(config, weights: Path, output_dir: Path, arguments: list[str]) -> dict[str, Any]:
+    """Score ``weights`` on the whole ``eval_split`` of the config's dataset; write ``evaluation.json``."""
+    import torch
+
+    from savg_hub.models.stereo_seld import StereoSELDModel
+    from savg_hub.training.seld import evaluate_seld
+    from savg_hub.utils.files import atomic_write_text
+
+    model = StereoSELDModel.from_pretrained(str(weights))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    result = evaluate_seld(model, config.dataset_path(), config.eval_split, device=device,
+                           batch_size=config.eval_batch_size, x_tolerance=config.x_tolerance)
+    result.update(weights=str(weights), num_parameters=sum(p.numel() for p in model.parameters()),
+                  command=" ".join(["python", "training/train_seld.py", *arguments]), **_provenance(weights))
+    output_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(output_dir / "evaluation.json", json.dumps(result, indent=2) + "\n")
+    f_scores = {name: round(s["f_score"], 4) for name, s in result["per_class"].items()}
+    logger.info("%s on %d clips of %s: F %s, position error %.2f px", weights, result["num_clips"],
+                config.eval_split, f_scores, result["overall"]["position_error_px"])
+    return result
+
+
+def write_card(path: Path, evaluation: dict[str, Any], run_dir: Path, name: str) -> Path:
+    """Render the model card of ``name`` from a training run folder and a measured evaluation."""
+    from savg_hub.data.hf_dataset import DatasetInfo
+    from savg_hub.training.card import render_seld_model_card
+    from savg_hub.training.seld import SELDTrainingConfig
+    from savg_hub.utils.files import atomic_write_text
+
+    config = SELDTrainingConfig.from_dict(json.loads((run_dir / "training_config.json").read_text()))
+    trained = json.loads((run_dir / "evaluation.json").read_text())
+    merged = evaluation | {key: trained[key] for key in
+                           ("step", "swa_models_averaged", "training_seconds", "train_clips") if key in trained}
+    dataset = config.dataset_path()
+    info = DatasetInfo.load(dataset) if (dataset / "meta" / "info.json").is_file() else None
+    weights = Path(evaluation["weights"])
+    safetensors = sorted(weights.glob("*.safetensors"))
+    text = render_seld_model_card(
+        config, merged, name=name, dataset_info=None if info is None else json.loads(info.to_json()),
+        train_command=trained.get("command") or "python training/train_seld.py --config <config>",
+        eval_command=evaluation["command"],
+        model_bytes=safetensors[0].stat().st_size if safetensors else None,
+    )
+    return atomic_write_text(path, text)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -293,7 +349,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if changes:
         config = SELDTrainingConfig.from_dict(config.to_dict() | changes)
     output_dir = args.output_dir or Path("runs") / args.config.stem
-    return train(config, output_dir, resume=args.resume, progress=not args.no_progress)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if args.evaluate is not None:
+        result = evaluate_only(config, args.evaluate, output_dir, arguments)
+        if args.model_card is not None:
+            if args.run_dir is None:
+                raise ValueError("--model-card needs --run-dir (the training run of the evaluated weights)")
+            write_card(args.model_card, result, args.run_dir, args.card_name)
+        return result
+    if args.model_card is not None:
+        raise ValueError("--model-card is only used with --evaluate WEIGHTS")
+    return train(config, output_dir, resume=args.resume, progress=not args.no_progress,
+                 command=" ".join(["python", "training/train_seld.py", *arguments]))
 
 
 if __name__ == "__main__":

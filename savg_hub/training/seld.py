@@ -130,6 +130,8 @@ class SELDTrainingConfig:
         sed_loss_weight: weight of the activity BCE.
         doa_loss_weight: weight of the masked position MSE.
         crop_frames: frames per training crop (128 = 1.27 s, the inference window).
+        swap_probability: probability of mirroring a crop (left/right channels swapped, phase difference negated,
+            ``x -> 255 - x``); not part of the official recipe (0).
         train_stft_center: ``True`` (official trainer): ``center=True`` reflect-padded STFT for training crops;
             ``False``: the official inference features.
         seed: seed of model initialisation, crops and data order.
@@ -165,6 +167,7 @@ class SELDTrainingConfig:
     sed_loss_weight: float = 0.5
     doa_loss_weight: float = 0.5
     crop_frames: int = SELD_WINDOW_FRAMES
+    swap_probability: float = 0.0
     train_stft_center: bool = True
     seed: int = 0
     num_workers: int = 0
@@ -200,7 +203,7 @@ class SELDTrainingConfig:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        for name in ("warmup_lr_ratio", "min_lr_ratio"):
+        for name in ("warmup_lr_ratio", "min_lr_ratio", "swap_probability"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not self.x_tolerance > 0:
@@ -388,9 +391,13 @@ def training_features(audio: np.ndarray, center: bool = True) -> np.ndarray:
     """
     if not center:
         return compute_seld_features(audio)
+    return _stft_features(audio, center=True)
+
+
+def _stft_features(audio: np.ndarray, center: bool) -> np.ndarray:
     signal = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
     window = torch.hann_window(SELD_FFT_SIZE, periodic=True, dtype=torch.float32)
-    spectrum = torch.stft(signal, SELD_FFT_SIZE, SELD_HOP_SIZE, window=window, center=True, pad_mode="reflect",
+    spectrum = torch.stft(signal, SELD_FFT_SIZE, SELD_HOP_SIZE, window=window, center=center, pad_mode="reflect",
                           return_complex=True)  # (2, 257, T)
     magnitude = spectrum.abs()
     difference = torch.angle(spectrum[1]) - torch.angle(spectrum[0])
@@ -410,7 +417,11 @@ class SELDCropDataset(torch.utils.data.Dataset):
       ``t // 10``;
     * ``x`` float32 ``(class_num, crop_frames)``: position / 256 (0 where inactive);
     * ``mask`` float32 ``(class_num, crop_frames)``: 1 where the position is a target (= ``activity``);
-    * ``start`` int64: ``s``; ``index`` int64: the clip.
+    * ``start`` int64: ``s``; ``index`` int64: the clip; ``swapped`` bool: whether the crop was mirrored.
+
+    With ``swap_probability > 0`` a crop is mirrored at that rate: left and right swapped (magnitudes exchanged,
+    phase difference ``d -> (2 pi - d) mod 2 pi``) and ``x -> 255 - x`` pixels (the view is symmetric about
+    pixel 127.5, and the FOA-to-stereo pair ``W +- Y`` swaps under ``azimuth -> -azimuth``).
 
     Args:
         folder: dataset folder (``savg build-dataset`` output).
@@ -419,10 +430,12 @@ class SELDCropDataset(torch.utils.data.Dataset):
         center: STFT of :func:`training_features`.
         max_clips: keep only the first N clips.
         class_num: classes.
+        swap_probability: rate of mirrored crops.
     """
 
     def __init__(self, folder: str | os.PathLike, split: str = "dev", crop_frames: int = SELD_WINDOW_FRAMES,
-                 center: bool = True, max_clips: int | None = None, class_num: int = 2) -> None:
+                 center: bool = True, max_clips: int | None = None, class_num: int = 2,
+                 swap_probability: float = 0.0) -> None:
         from savg_hub.data.hf_dataset import DatasetFolder
 
         reader = DatasetFolder(folder)
@@ -433,6 +446,9 @@ class SELDCropDataset(torch.utils.data.Dataset):
             raise ValueError(f"split {split!r} of {folder} has no clips")
         self.folder, self.split = Path(folder), split
         self.crop_frames, self.center, self.class_num = int(crop_frames), bool(center), int(class_num)
+        if not 0.0 <= swap_probability <= 1.0:
+            raise ValueError(f"swap_probability must be in [0, 1], got {swap_probability}")
+        self.swap_probability = float(swap_probability)
         self.clip_ids = [row["clip_id"] for row in metadata]
         audios = list(iter_split_audio(folder, split, limit=len(metadata)))
         if len(audios) != len(metadata):
@@ -459,24 +475,47 @@ class SELDCropDataset(torch.utils.data.Dataset):
         frames = np.arange(start, start + self.crop_frames) // SELD_NET_FRAMES_PER_CSV_FRAME
         return self.activity10[index][:, frames], self.x10[index][:, frames]
 
-    def crop(self, index: int, start: int) -> dict[str, torch.Tensor]:
-        """The item for clip ``index`` and crop start ``start`` (see the class docstring)."""
+    def _crop_features(self, index: int, start: int) -> np.ndarray:
+        audio = self.audio[index]
+        if self.center:
+            # frames [start, start + crop) of the centred STFT read samples [160 start - 256, 160 (end - 1) + 256):
+            # away from the clip's edges that is a plain (uncentred) STFT of just this segment
+            first = start * SELD_HOP_SIZE - SELD_FFT_SIZE // 2
+            last = (start + self.crop_frames - 1) * SELD_HOP_SIZE + SELD_FFT_SIZE // 2
+            if first >= 0 and last <= audio.shape[1]:
+                return _stft_features(audio[:, first:last], center=False)
+        return training_features(audio, self.center)[..., start : start + self.crop_frames]
+
+    def crop(self, index: int, start: int, swap: bool = False) -> dict[str, torch.Tensor]:
+        """The item for clip ``index``, crop start ``start``, mirrored when ``swap`` (see the class docstring)."""
         if not 0 <= start <= self.num_net_frames - self.crop_frames:
             raise ValueError(f"start={start} outside [0, {self.num_net_frames - self.crop_frames}]")
-        features = training_features(self.audio[index], self.center)[..., start : start + self.crop_frames]
+        features = np.ascontiguousarray(self._crop_features(index, start), dtype=np.float32)
         activity, x = self.targets(index, start)
+        if swap:
+            features = mirror_features(features)
+            x = np.where(activity > 0, (SELD_FRAME_WIDTH - 1) / SELD_FRAME_WIDTH - x, 0.0).astype(np.float32)
         return {
-            "features": torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)),
+            "features": torch.from_numpy(features),
             "activity": torch.from_numpy(activity),
-            "x": torch.from_numpy(x),
+            "x": torch.from_numpy(np.ascontiguousarray(x)),
             "mask": torch.from_numpy(activity.copy()),
             "start": torch.tensor(start, dtype=torch.int64),
             "index": torch.tensor(index, dtype=torch.int64),
+            "swapped": torch.tensor(bool(swap)),
         }
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         start = int(torch.randint(0, self.num_net_frames - self.crop_frames + 1, ()).item())
-        return self.crop(index, start)
+        swap = self.swap_probability > 0 and bool(torch.rand(()) < self.swap_probability)
+        return self.crop(index, start, swap)
+
+
+def mirror_features(features: np.ndarray) -> np.ndarray:
+    """Left/right mirror of ``(3, F, T)`` features: magnitudes swapped, phase difference ``(2 pi - d) mod 2 pi``."""
+    difference = features[2]
+    mirrored = np.where(difference > 0, np.float32(2 * np.pi) - difference, np.float32(0.0))
+    return np.stack([features[1], features[0], mirrored.astype(np.float32)])
 
 
 # ------------------------------------------------------------------------------------------------------------
