@@ -8,7 +8,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_spatial_eval import BrightBoxDetector, LevelSELD, one_sided_clip, one_torch_thread, tiny_seld_model, tiny_yolox  # noqa: F401
+from test_spatial_eval import (  # noqa: F401  (one_torch_thread: an autouse fixture)
+    BrightBoxDetector,
+    LevelSELD,
+    one_sided_clip,
+    one_torch_thread,
+    tiny_seld_model,
+    tiny_yolox,
+)
 
 from savg_hub.cli.main import main
 from savg_hub.evaluation.report import EvaluationReport, report_for_spatial

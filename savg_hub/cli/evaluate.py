@@ -77,7 +77,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     ev.add_argument("--out", type=Path, default=Path("savg_results"), help="output folder (default: savg_results)")
     ev.add_argument("--results-out", type=Path, metavar="FILE", help="also write the official results.out text")
     ev.add_argument("--append", action="store_true", help="append to --results-out as the official scripts do")
-    ev.add_argument("--csv", action="store_true", help="also write the official per-clip CSVs (OUT/pred_seld, OUT/pred_od)")
+    ev.add_argument("--csv", action="store_true",
+                    help="also write the official per-clip CSVs (OUT/pred_seld, OUT/pred_od)")
     ev.add_argument("--visualize", action="store_true", help="write overlay videos to OUT/visualize/")
     ev.add_argument("--no-calibration", action="store_true", help="skip the calibration controls")
     ev.add_argument("--batch-size", type=int, default=64, help="SELD windows per forward pass (default: 64)")

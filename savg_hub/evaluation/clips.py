@@ -170,7 +170,8 @@ def read_audio_clip(path: str | os.PathLike, spec: ClipSpec = SVGSA24_CLIP) -> C
             audio, rate, lossy = data.audio, int(data.sample_rate), data.audio_is_lossy
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 2 or audio.shape[0] != spec.num_channels:
-        raise MediaError(f"audio in {path} has shape {audio.shape}; expected {spec.num_channels} channels (left, right)")
+        raise MediaError(f"audio in {path} has shape {audio.shape}; expected {spec.num_channels} channels "
+                         "(left, right)")
     if int(rate) != spec.sample_rate:
         raise MediaError(f"audio in {path} is sampled at {rate} Hz; expected {spec.sample_rate}")
     n = audio.shape[1]

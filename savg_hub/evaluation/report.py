@@ -15,7 +15,8 @@ order (Spatial, then the FVD/KVD/FAD dict, then Temporal).
      "clips": {"source": "generated/", "kind": "files", "split": null, "revision": "files-...", "num_clips": 96},
      "weights": [{"role": "seld", "sha256": "...", "source": "official", "stand_in": false, ...}, ...],
      "stand_in_weights": false, "warnings": [...],
-     "environment": {"python": "3.11.9", "platform": "...", "packages": {...}, "git": {"revision": "...", "dirty": false}},
+     "environment": {"python": "3.11.9", "platform": "...", "packages": {...},
+                     "git": {"revision": "...", "dirty": false}},
      "seconds": 12.3}
 """
 
