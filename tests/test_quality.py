@@ -122,3 +122,25 @@ def test_whole_clip_variants_with_intervals(extractors, tmp_path):
     np.testing.assert_allclose(alone["audio"], features["audio"][:2], rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match=">= 2 clips"):
         evaluator.whole_clip(fake[:1], real)
+
+
+def test_feature_models_fall_back_to_labelled_stand_ins(tmp_path, monkeypatch):
+    from savg_hub.evaluation.quality import load_quality_models, weights_id
+
+    monkeypatch.setenv("SAVG_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    i3d, audioclip, records = load_quality_models()
+    assert [r.source for r in records] == ["stand-in", "stand-in"]
+    assert all("random init seed 0" in r.name for r in records)
+    again, _, records_again = load_quality_models()
+    for a, b in zip(i3d.model.state_dict().values(), again.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert weights_id(records) == weights_id(records_again)
+    with pytest.raises(ValueError, match="not available offline"):
+        load_quality_models(allow_stand_in=False)
+
+    folder = tmp_path / "i3d-small"
+    InceptionI3DModel(width_divisor=16).save_pretrained(folder)
+    i3d, _, records = load_quality_models(i3d_weights=folder)
+    assert records[0].source == "user" and records[0].sha256 and i3d.model.config.width_divisor == 16
+    assert records[1].source == "stand-in"

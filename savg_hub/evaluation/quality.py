@@ -374,3 +374,84 @@ class QualityEvaluator:
             num_silent_windows=fake_features.num_silent + real_features.num_silent,
             reference_cached=real_features.cached,
         )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Feature networks: the official weights when available, else clearly labelled random-init stand-ins
+# ----------------------------------------------------------------------------------------------------------
+
+STAND_IN_I3D_CONFIG = {"width_divisor": 4}
+STAND_IN_AUDIOCLIP_CONFIG = {"layers": (1, 1, 1, 1), "groups": 8, "width_per_group": 4, "base_channels": 32}
+
+
+def _stand_in(model_class, config: dict, seed: int):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return model_class(**config)
+
+
+def load_quality_models(
+    i3d_weights: str | os.PathLike | None = None,
+    audioclip_weights: str | os.PathLike | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    audioclip_mode: str = "official",
+    allow_stand_in: bool = True,
+    stand_in_seed: int = 0,
+) -> tuple[I3DFeatureExtractor, AudioCLIPFeatureExtractor, list]:
+    """The FVD/KVD and FAD feature extractors, with records of the weights they use.
+
+    Args:
+        i3d_weights: a weights spec for I3D (registry name, converted folder, official ``i3d_pretrained_400.pt``);
+            ``None`` = the registry default (the official weights once imported with ``savg weights import``).
+        audioclip_weights: same for AudioCLIP (official ``AudioCLIP-Full-Training.pt``).
+        device: torch device.
+        audioclip_mode: ``"official"`` or ``"corrected"`` (see :class:`AudioCLIPFeatureExtractor`).
+        allow_stand_in: when no weights are named and the official ones are not available offline, use
+            randomly initialised (seeded) small networks of the same design instead of failing. Their scores only
+            compare runs made with the same stand-ins; results files flag them (``source: "stand-in"``).
+        stand_in_seed: seed of the stand-ins' initialisation.
+
+    Returns:
+        ``(i3d_extractor, audioclip_extractor, [WeightsRecord, WeightsRecord])``.
+    """
+    from savg_hub import weights as registry
+    from savg_hub.evaluation.spatial_eval import WeightsRecord, _resolve
+    from savg_hub.models.audioclip import AudioCLIPAudioModel
+    from savg_hub.models.i3d import InceptionI3DModel
+
+    models, records = [], []
+    for role, kind, spec, model_class, stand_in_config in (
+        ("i3d", "i3d", i3d_weights, InceptionI3DModel, STAND_IN_I3D_CONFIG),
+        ("audioclip", "audioclip", audioclip_weights, AudioCLIPAudioModel, STAND_IN_AUDIOCLIP_CONFIG),
+    ):
+        if spec is not None:
+            path, record = _resolve(spec, kind, role)
+            models.append(model_class.from_pretrained(str(path)))
+            records.append(record)
+            continue
+        default, _ = registry.default_weights(kind)
+        try:
+            path, record = _resolve(default, kind, role)
+        except registry.WeightsError as error:
+            if not allow_stand_in:
+                raise
+            logger.warning("%s weights unavailable (%s); using a random-init stand-in (scores are not comparable "
+                           "with published numbers)", role, error)
+            model = _stand_in(model_class, stand_in_config, stand_in_seed)
+            models.append(model)
+            records.append(WeightsRecord(role=role, kind=kind, spec=None, path=None, sha256=None,
+                                         source="stand-in",
+                                         name=f"{kind} stand-in: random init seed {stand_in_seed}, "
+                                              f"config {json.dumps(stand_in_config)}"))
+            continue
+        models.append(model_class.from_pretrained(str(path)))
+        records.append(record)
+    i3d = I3DFeatureExtractor(models[0], device=device, batch_size=8)
+    audioclip = AudioCLIPFeatureExtractor(models[1], device=device, mode=audioclip_mode, batch_size=8)
+    return i3d, audioclip, records
+
+
+def weights_id(records: Sequence) -> str:
+    """A cache key part naming the feature weights (their sha256, or the stand-ins' description)."""
+    return hashlib.sha256(json.dumps([[r.role, r.sha256, r.name] for r in records]).encode()).hexdigest()
