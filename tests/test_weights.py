@@ -11,6 +11,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from test_spatial_eval import one_torch_thread  # noqa: F401  (autouse: one torch thread, restored afterwards)
 
 from savg_hub import weights as registry
 from savg_hub.cli.main import main
@@ -127,3 +128,29 @@ def test_weights_errors_are_clear(savg_home, tmp_path, capsys):
         load_person_detector("faster-rcnn")
     with pytest.raises(ValueError, match="given twice"):
         load_person_detector("ultralytics:model.pt", "other.pt")
+
+
+def test_embedded_default_weights_are_flagged_as_stand_ins(savg_home, tmp_path, monkeypatch, capsys):
+    from test_spatial_eval import one_sided_clip, tiny_seld_model, tiny_yolox
+
+    from savg_hub.media import write_clip
+
+    assets = tmp_path / "assets"
+    tiny_seld_model(0).save_pretrained(assets / "tiny-seld-embedded")
+    monkeypatch.setattr(registry, "ASSETS", assets)
+    monkeypatch.setitem(registry.REGISTRY, "tiny-seld-embedded", registry.WeightsEntry(
+        name="tiny-seld-embedded", kind="stereo-seld", description="test stand-in",
+        model_class="savg_hub.models.stereo_seld:StereoSELDModel", embedded="tiny-seld-embedded"))
+    # offline, nothing imported: the default SELD is the embedded stand-in
+    assert registry.default_weights("stereo-seld") == ("tiny-seld-embedded", False)
+    _, record = load_seld()
+    assert record.source == "embedded" and record.stand_in and record.sha256 == registry.file_sha256(
+        assets / "tiny-seld-embedded")
+    write_clip(tmp_path / "clips" / "a.mp4", one_sided_clip())
+    tiny_yolox().save_pretrained(tmp_path / "yolox")
+    assert main(["evaluate", str(tmp_path / "clips"), "--detector", "yolox-tiny", "--detector-weights",
+                 str(tmp_path / "yolox"), "--out", str(tmp_path / "out"), "--no-calibration", "--no-progress"]) == 0
+    assert "embedded stand-in" in capsys.readouterr().out
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["stand_in_weights"] is True and "stand-in" in results["warnings"][0]
+    assert [w["stand_in"] for w in results["weights"]] == [True, False]
