@@ -345,8 +345,20 @@ def load_seld(weights: str | os.PathLike | None = None, *, device: str | torch.d
     from savg_hub import weights as registry
     from savg_hub.models.stereo_seld import StereoSELDModel
 
-    spec = weights if weights is not None else registry.default_weights("stereo-seld")[0]
-    path, record = _resolve(spec, "stereo-seld", "seld")
+    if weights is not None:
+        path, record = _resolve(weights, "stereo-seld", "seld")
+    else:
+        spec, official = registry.default_weights("stereo-seld")
+        try:
+            path, record = _resolve(spec, "stereo-seld", "seld")
+        except registry.WeightsError as error:
+            embedded = [e for e in registry.entries("stereo-seld")
+                        if e.embedded and (registry.ASSETS / e.embedded).exists()]
+            if not official or not embedded:
+                raise
+            logger.warning("official SELD weights unavailable (%s); using the embedded stand-in %s", error,
+                           embedded[0].name)
+            path, record = _resolve(embedded[0].name, "stereo-seld", "seld")
     model = StereoSELDModel.from_pretrained(str(path))
     return SELDInference(model, device=device, batch_size=batch_size), record
 
