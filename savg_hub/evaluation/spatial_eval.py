@@ -147,7 +147,8 @@ class WeightsRecord:
         path: the resolved folder or file.
         sha256: :func:`savg_hub.weights.file_sha256` of ``path`` (``None`` for a model object).
         source: ``"official"`` (the published weights), ``"embedded"`` (the stand-in trained on synthetic scenes
-            that ships with the package), ``"user"`` (a folder or file given by the caller) or ``"object"``.
+            that ships with the package), ``"stand-in"`` (random-init feature networks used when the official
+            ones are unavailable), ``"user"`` (a folder or file given by the caller) or ``"object"``.
         name: the detector's name or the registry entry.
     """
 
@@ -161,8 +162,9 @@ class WeightsRecord:
 
     @property
     def stand_in(self) -> bool:
-        """True for the embedded synthetic-data weights (scores are not comparable with published numbers)."""
-        return self.source == "embedded"
+        """True for the embedded synthetic-data weights and for random-init stand-ins (``source ==
+        "stand-in"``): scores are then not comparable with published numbers."""
+        return self.source in ("embedded", "stand-in")
 
     def to_dict(self) -> dict[str, Any]:
         return {"role": self.role, "kind": self.kind, "spec": self.spec, "path": self.path, "sha256": self.sha256,
@@ -692,26 +694,32 @@ class SpatialAVAlignEvaluator:
         """
         started = time.perf_counter()
         pairs, total = iter_clip_pairs(clips, video=True, prefetch=self.chunk_size)
-        official = SpatialAVAlignResult(config=self.config)
-        calibration = {variant: SpatialAVAlignResult(config=self.config) for variant in self.calibration}
         collected: list[ClipOutputs] = []
         with _progress(total, progress, "Spatial AV-Align") as bar:
             for chunk in _chunks(pairs, self.chunk_size):
                 for (clip_id, clip), outputs in zip(chunk, self.evaluate_chunk(chunk)):
-                    official.per_clip.append(ClipSpatialScore(clip_id, outputs.num_tp, outputs.num_fn))
-                    official.num_tp += outputs.num_tp
-                    official.num_fn += outputs.num_fn
-                    for variant, (tp, fn) in outputs.calibration.items():
-                        calibration[variant].per_clip.append(ClipSpatialScore(clip_id, tp, fn))
-                        calibration[variant].num_tp += tp
-                        calibration[variant].num_fn += fn
                     collected.append(outputs)
                     if on_clip is not None:
                         on_clip(clip, outputs)
                 bar.update(len(chunk))
         seconds = time.perf_counter() - started
         logger.info("Spatial AV-Align on %d clips in %.1f s", len(collected), seconds)
-        return SpatialEvalResult(official, calibration, collected, seconds, list(self.weights))
+        return self.result(collected, seconds)
+
+    def result(self, outputs: Sequence[ClipOutputs], seconds: float = 0.0) -> SpatialEvalResult:
+        """Aggregate per-clip outputs (e.g. from :meth:`evaluate_chunk` calls, possibly in other processes) into
+        the micro-averaged result and the calibration controls."""
+        official = SpatialAVAlignResult(config=self.config)
+        calibration = {variant: SpatialAVAlignResult(config=self.config) for variant in self.calibration}
+        for clip in outputs:
+            official.per_clip.append(ClipSpatialScore(clip.clip_id, clip.num_tp, clip.num_fn))
+            official.num_tp += clip.num_tp
+            official.num_fn += clip.num_fn
+            for variant, (tp, fn) in clip.calibration.items():
+                calibration[variant].per_clip.append(ClipSpatialScore(clip.clip_id, tp, fn))
+                calibration[variant].num_tp += tp
+                calibration[variant].num_fn += fn
+        return SpatialEvalResult(official, calibration, list(outputs), seconds, list(self.weights))
 
 
 def evaluate_spatial(
