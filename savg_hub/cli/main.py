@@ -20,13 +20,13 @@ from savg_hub import __version__
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command registered."""
-    from savg_hub.cli import dataset, evaluate, weights
+    from savg_hub.cli import dataset, evaluate, generate, weights
 
     parser = argparse.ArgumentParser(prog="savg", description="Spatially Aligned Audio-Video Generation toolkit")
     parser.add_argument("--version", action="version", version=f"savg_hub {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (dataset, evaluate, weights):
+    for module in (dataset, evaluate, generate, weights):
         module.register(commands)
     return parser
 
