@@ -36,6 +36,7 @@ from savg_hub.evaluation.fad import AudioCLIPFeatureExtractor
 from savg_hub.evaluation.frechet import (
     FAD_SCALE,
     fad_official,
+    format_results_out_line,
     frechet_distance_exact,
     frechet_distance_official,
     kernel_distance_float64,
@@ -189,14 +190,26 @@ class QualityResult:
     reference_cached: bool = False
     whole_clip: dict = field(default_factory=dict)
 
+    name = "quality"
+
     def official_metrics(self) -> dict[str, float]:
         """``{'fvd', 'kvd', 'fad'}`` as the official evaluator appends them (see ``format_results_out_line``)."""
         return {"fvd": self.fvd, "kvd": self.kvd, "fad": self.fad}
 
+    def official_lines(self) -> str:
+        """The official ``results.out`` line, ``{'fvd': ..., 'kvd': ..., 'fad': ...}`` and a newline."""
+        return format_results_out_line(self.official_metrics()) + "\n"
+
     def to_dict(self) -> dict:
+        """JSON-ready: the official values (``headline`` names them for the report's flat ``scores``), the
+        windows used, and the whole-clip variants (their values also at the top level)."""
         data = asdict(self)
         data["fake_windows"] = [list(w) for w in self.fake_windows]
         data["real_windows"] = [list(w) for w in self.real_windows]
+        data["protocol"] = PROTOCOL
+        for key, entry in self.whole_clip.items():
+            data[key] = entry["value"]
+        data["headline"] = ["fvd", "kvd", "fad", *self.whole_clip]
         return data
 
 
@@ -251,30 +264,48 @@ class QualityEvaluator:
         digest.update(np.ascontiguousarray(excerpts.audio).tobytes())
         return digest.hexdigest()
 
-    def excerpt_features(self, excerpts: WindowExcerpts, *, cache: bool = False) -> SetFeatures:
-        """I3D and AudioCLIP features of window excerpts (in order), from the on-disk cache when allowed.
+    def cached_features(self, excerpts: WindowExcerpts) -> SetFeatures | None:
+        """Features of these excerpts from the on-disk cache, or ``None`` (also when caching is off)."""
+        if not self.use_cache:
+            return None
+        path = self.cache_dir / f"{self._cache_key(excerpts)}.npz"
+        if not path.is_file():
+            return None
+        with np.load(path) as stored:
+            logger.info("reference features from cache %s", path.name)
+            return SetFeatures(stored["i3d"], stored["audioclip"], list(excerpts.labels), excerpts.num_silent, True)
+
+    def store_features(self, excerpts: WindowExcerpts, features: SetFeatures) -> None:
+        """Put features of these excerpts into the on-disk cache (atomically; no-op when caching is off)."""
+        if not self.use_cache:
+            return
+        path = self.cache_dir / f"{self._cache_key(excerpts)}.npz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, i3d=features.i3d, audioclip=features.audioclip)
+
+    def compute_features(self, excerpts: WindowExcerpts) -> SetFeatures:
+        """I3D and AudioCLIP features of window excerpts, in order, no cache.
 
         The excerpts are embedded in consecutive batches from the first one on, so features of the batch-aligned
         slices ``excerpts[k * 8 : (k + 1) * 8]`` computed separately (e.g. in other processes) are identical.
         """
-        path = None
-        if cache and self.use_cache:
-            path = self.cache_dir / f"{self._cache_key(excerpts)}.npz"
-            if path.is_file():
-                with np.load(path) as stored:
-                    logger.info("reference features from cache %s", path.name)
-                    return SetFeatures(stored["i3d"], stored["audioclip"], list(excerpts.labels),
-                                       excerpts.num_silent, True)
         if excerpts.num_silent:
             logger.warning("%d selected windows have all-zero audio (the official code stops on them)",
                            excerpts.num_silent)
         i3d = self.i3d.logits(excerpts.videos)
         audioclip = self.audioclip.embed(np.clip(excerpts.audio, -1.0, 1.0), OFFICIAL_AUDIO_RATE)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-                np.savez(handle, i3d=i3d, audioclip=audioclip)
         return SetFeatures(i3d, audioclip, list(excerpts.labels), excerpts.num_silent, False)
+
+    def excerpt_features(self, excerpts: WindowExcerpts, *, cache: bool = False) -> SetFeatures:
+        """:meth:`compute_features`, through the on-disk cache when ``cache`` (used for reference sets)."""
+        found = self.cached_features(excerpts) if cache else None
+        if found is not None:
+            return found
+        features = self.compute_features(excerpts)
+        if cache:
+            self.store_features(excerpts, features)
+        return features
 
     def set_features(self, clips: Sequence[Clip], windows: Sequence[OfficialWindow], *,
                      cache: bool = False) -> SetFeatures:
@@ -328,24 +359,8 @@ class QualityEvaluator:
         """
         if len(fake) < 2 or len(real) < 2:
             raise ValueError(f"whole-clip statistics need >= 2 clips per set, got {len(fake)} and {len(real)}")
-        f, r = self.whole_clip_features(fake), self.whole_clip_features(real, cache=True)
-
-        def fad(x: np.ndarray, y: np.ndarray) -> float:
-            return frechet_distance_exact(x, y) * FAD_SCALE
-
-        plan = {
-            "whole_clip_fvd": (frechet_distance_exact, "i3d"),
-            "whole_clip_kvd": (kernel_distance_float64, "i3d"),
-            "whole_clip_fad": (fad, "audio"),
-            "whole_clip_fad_mid": (fad, "mid"),
-            "whole_clip_fad_side": (fad, "side"),
-        }
-        results = {}
-        for name, (statistic, key) in plan.items():
-            interval = bootstrap_two_sample(statistic, f[key], r[key], num_resamples=num_resamples, level=level,
-                                            seed=seed)
-            results[name] = {**interval.to_dict(), "num_fake": len(fake), "num_real": len(real)}
-        return results
+        return whole_clip_statistics(self.whole_clip_features(fake), self.whole_clip_features(real, cache=True),
+                                     num_resamples=num_resamples, level=level, seed=seed)
 
     def evaluate(self, fake: Sequence[Clip], real: Sequence[Clip], *, whole_clip: bool = False,
                  num_resamples: int = 1000) -> QualityResult:
@@ -363,17 +378,44 @@ class QualityEvaluator:
         fake_windows, real_windows = official_selection(_timings(fake), _timings(real), self.num_samples, self.seed)
         fake_features = self.set_features(fake, fake_windows)
         real_features = self.set_features(real, real_windows, cache=True)
-        fvd = frechet_distance_official(fake_features.i3d, real_features.i3d)
-        kvd = kernel_distance_official(fake_features.i3d, real_features.i3d)
-        fad = fad_official(fake_features.audioclip, real_features.audioclip)
         extra = self.whole_clip(fake, real, num_resamples=num_resamples) if whole_clip else {}
-        return QualityResult(
-            fvd=fvd, kvd=kvd, fad=fad, whole_clip=extra,
-            num_fake_windows=len(fake_windows), num_real_windows=len(real_windows),
-            fake_windows=fake_features.windows, real_windows=real_features.windows,
-            num_silent_windows=fake_features.num_silent + real_features.num_silent,
-            reference_cached=real_features.cached,
-        )
+        return quality_result(fake_features, real_features, extra)
+
+
+def quality_result(fake: SetFeatures, real: SetFeatures, whole_clip: dict | None = None) -> QualityResult:
+    """The official FVD / KVD / FAD from the two sets' window features."""
+    return QualityResult(
+        fvd=frechet_distance_official(fake.i3d, real.i3d),
+        kvd=kernel_distance_official(fake.i3d, real.i3d),
+        fad=fad_official(fake.audioclip, real.audioclip),
+        num_fake_windows=len(fake.windows), num_real_windows=len(real.windows),
+        fake_windows=fake.windows, real_windows=real.windows,
+        num_silent_windows=fake.num_silent + real.num_silent, reference_cached=real.cached,
+        whole_clip=dict(whole_clip or {}),
+    )
+
+
+def whole_clip_statistics(fake: dict[str, np.ndarray], real: dict[str, np.ndarray], *, num_resamples: int = 1000,
+                          level: float = 0.95, seed: int = 0) -> dict[str, dict]:
+    """The whole-clip variants from whole-clip features (:meth:`QualityEvaluator.whole_clip_features`), each with a
+    percentile bootstrap interval (exact float64 Fréchet distance, float64 MMD; FAD values × 1000)."""
+
+    def fad(x: np.ndarray, y: np.ndarray) -> float:
+        return frechet_distance_exact(x, y) * FAD_SCALE
+
+    plan = {
+        "whole_clip_fvd": (frechet_distance_exact, "i3d"),
+        "whole_clip_kvd": (kernel_distance_float64, "i3d"),
+        "whole_clip_fad": (fad, "audio"),
+        "whole_clip_fad_mid": (fad, "mid"),
+        "whole_clip_fad_side": (fad, "side"),
+    }
+    results = {}
+    for name, (statistic, key) in plan.items():
+        interval = bootstrap_two_sample(statistic, fake[key], real[key], num_resamples=num_resamples, level=level,
+                                        seed=seed)
+        results[name] = {**interval.to_dict(), "num_fake": len(fake[key]), "num_real": len(real[key])}
+    return results
 
 
 # ----------------------------------------------------------------------------------------------------------
