@@ -293,3 +293,26 @@ def test_export_to_clips_writes_readable_mp4_and_lossless_sidecar(components, tm
         assert abs(float(clip.video.mean()) - float(out.frames[index].mean())) < 12
     with pytest.raises(ValueError, match="output_type"):
         export_to_clips(pipe(num_inference_steps=1, sr_num_inference_steps=1, output_type="latent"), tmp_path)
+
+
+# ----------------------------------------------------------------------------------------------- model cards
+
+
+def test_model_cards_render_and_match_the_committed_ones(tmp_path) -> None:
+    from pathlib import Path
+
+    from savg_hub.pipelines.cards import NOT_MEASURED, render_stereo_mm_diffusion_card, write_model_cards
+
+    card = render_stereo_mm_diffusion_card()
+    assert card.startswith("---\nlicense: other") and "legacy" in card.lower() and "trust_remote_code=True" in card
+    assert card.count(NOT_MEASURED) == 5
+    measured = render_stereo_mm_diffusion_card(scores={"Spatial AV-Align": 0.25})
+    assert "| Spatial AV-Align | 0.25 |" in measured and measured.count(NOT_MEASURED) == 4
+    with pytest.raises(ValueError, match="unknown score names"):
+        render_stereo_mm_diffusion_card(scores={"CLIP score": 1.0})
+    written = write_model_cards(tmp_path)
+    committed = Path(__file__).resolve().parents[1] / "model_cards"
+    for path in written:
+        assert path.read_text() == (committed / path.parent.name / "README.md").read_text(), (
+            f"model_cards/{path.parent.name} is stale: run savg_hub.pipelines.cards.write_model_cards('model_cards')"
+        )
