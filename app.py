@@ -1,15 +1,21 @@
-"""The savg_hub app (Hugging Face Space): browse SVGSA24-format clips with their stereo sound and labels.
+"""The savg_hub app (Hugging Face Space): browse SVGSA24-format clips and score clips with Spatial AV-Align.
 
     python app.py                      # the embedded synthetic set (built on first use, offline)
     python app.py --dataset PATH       # any SVGSA24-format dataset folder
+    python app.py --seld-weights W --detector yolox-tiny --detector-weights W2   # weights for the Score tab
+
+The Score tab loads its models on the first Score click (default: the official weights when imported, else the
+embedded stand-ins) and keeps them resident; without any weights it says what to import.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 
 from savg_hub.app import build_demo
+from savg_hub.app.score import EvaluatorOptions
 from savg_hub.data.embedded import ensure_embedded_dataset
 
 
@@ -18,9 +24,17 @@ def main() -> None:
     parser.add_argument("--dataset", help="dataset folder (default: the embedded synthetic set)")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--seld-weights", help="SELD weights for scoring: registry name, folder or official .pth")
+    parser.add_argument("--detector", default="default",
+                        help="person detector for scoring: default, yolox-tiny, ultralytics:<model file>")
+    parser.add_argument("--detector-weights", help="weights for --detector yolox-tiny / ultralytics")
+    parser.add_argument("--device", default="cpu", help="torch device for scoring (e.g. cuda)")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     dataset = args.dataset or ensure_embedded_dataset(progress=True)
-    demo = build_demo(dataset)
+    options = EvaluatorOptions(seld_weights=args.seld_weights, detector=args.detector,
+                               detector_weights=args.detector_weights, device=args.device)
+    demo = build_demo(dataset, evaluator_options=options)
     demo.queue(max_size=16).launch(server_name=args.host, server_port=args.port, show_error=True)
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from savg_hub.app.score import CALIBRATION_LABELS, TABLE_HEADERS, EvaluatorOptions, ScoreView
 from savg_hub.data.hf_dataset import DatasetFolder, example_to_clip
 from savg_hub.data.visualize import draw_labels
 from savg_hub.media.io import write_mp4
@@ -56,16 +58,27 @@ class DatasetView:
         return str(path), info
 
 
-def build_demo(dataset: str | Path, *, workdir: str | Path | None = None):
+def build_demo(
+    dataset: str | Path,
+    *,
+    workdir: str | Path | None = None,
+    evaluator: Any | None = None,
+    evaluator_options: EvaluatorOptions | None = None,
+):
     """The app's ``gr.Blocks``.
 
     Args:
         dataset: an SVGSA24-format dataset folder (the embedded synthetic set by default in ``app.py``).
         workdir: folder for rendered videos (default: a new temporary folder).
+        evaluator: a ready Spatial AV-Align evaluator for the Score tab (e.g. tiny models in tests); by default
+            one is built from ``evaluator_options`` on the first Score click and kept resident.
+        evaluator_options: weights specs for that evaluator (default: the registry defaults).
     """
     import gradio as gr
 
-    view = DatasetView(dataset, workdir or tempfile.mkdtemp(prefix="savg-app-"))
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="savg-app-"))
+    view = DatasetView(dataset, workdir)
+    scorer = ScoreView(workdir / "score", evaluator=evaluator, options=evaluator_options, dataset=view.dataset)
     first_split = view.dataset.splits[0]
 
     def _select_split(split: str):
@@ -89,4 +102,48 @@ def build_demo(dataset: str | Path, *, workdir: str | Path | None = None):
         split.change(_select_split, inputs=split, outputs=clip)
         gr.on([clip.change, show_labels.change, demo.load], view.render, inputs=[split, clip, show_labels],
               outputs=[video, info])
+        _score_tab(gr, scorer)
     return demo
+
+
+def _score_tab(gr, scorer: ScoreView) -> None:
+    """The "Score" tab: Spatial AV-Align per clip, calibration controls and overlay videos."""
+    with gr.Tab("Score", id="score-tab"):
+        gr.Markdown("Spatial AV-Align (SAVGBench, official protocol): each 100-ms sound event the stereo SELD "
+                    "model hears is a hit when a detected person box lies within ±40 px of its position (±1 video "
+                    "frame). Upload 5-s clips (256x256, 4 fps, stereo 16 kHz) or pick dataset examples.")
+        status = gr.Markdown(scorer.status(), elem_id="score-status")
+        with gr.Row():
+            files = gr.File(label="mp4 clips", file_count="multiple", file_types=[".mp4"], type="filepath",
+                            elem_id="score-files", scale=2)
+            with gr.Column(scale=2):
+                examples = gr.Dropdown(scorer.example_choices(), value=[], multiselect=True,
+                                       label="dataset examples", elem_id="score-examples")
+                controls = gr.CheckboxGroup([(label, name) for name, label in CALIBRATION_LABELS.items()],
+                                            value=list(CALIBRATION_LABELS), label="calibration controls",
+                                            elem_id="score-controls")
+                button = gr.Button("Score", variant="primary", elem_id="score-button")
+        with gr.Row():
+            with gr.Column(scale=3):
+                summary = gr.Markdown(elem_id="score-summary")
+                table = gr.Dataframe(headers=TABLE_HEADERS, label="per clip (score = TP / (TP + FN))",
+                                     interactive=False, elem_id="score-table")
+            with gr.Column(scale=2):
+                which = gr.Dropdown([], label="overlay of clip", elem_id="score-which")
+                overlay = gr.Video(label="overlay: person boxes, SELD position with its ±40 px band (green hit, "
+                                         "red miss), stereo audio", elem_id="score-video", interactive=False,
+                                   loop=True)
+        videos = gr.State({})
+
+        def _score(file_paths, refs, chosen):
+            text, rows, paths = scorer.score(file_paths, refs, chosen)
+            first = next(iter(paths), None)
+            return (text, rows, paths, gr.Dropdown(choices=list(paths), value=first),
+                    paths.get(first) if first else None, scorer.status())
+
+        def _pick(clip_id, paths):
+            return paths.get(clip_id) if clip_id else None
+
+        button.click(_score, inputs=[files, examples, controls],
+                     outputs=[summary, table, videos, which, overlay, status])
+        which.input(_pick, inputs=[which, videos], outputs=overlay)
