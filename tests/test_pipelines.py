@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -262,6 +265,21 @@ def test_save_pretrained_loads_with_diffusion_pipeline_and_own_class(components,
         np.testing.assert_array_equal(out.audio, reference.audio)
     with pytest.raises(ValueError, match="trust_remote_code"):
         DiffusionPipeline.from_pretrained(folder)
+    # a fresh process that has imported nothing from savg_hub: pipeline.py brings the classes in
+    code = (
+        "import torch; from diffusers import DiffusionPipeline; "
+        f"p = DiffusionPipeline.from_pretrained({str(folder)!r}, trust_remote_code=True); "
+        "p.set_progress_bar_config(disable=True); "
+        "o = p(num_inference_steps=1, sr_num_inference_steps=1, generator=torch.Generator().manual_seed(9)); "
+        "print(type(p).__name__, int(o.frames.astype('int64').sum()), float(o.audio.astype('float64').sum()))"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    name, frames_sum, audio_sum = result.stdout.split()[-3:]
+    assert name == "SAVGBenchJointPipeline"
+    assert int(frames_sum) == int(reference.frames.astype(np.int64).sum())
+    assert float(audio_sum) == pytest.approx(float(reference.audio.astype(np.float64).sum()), abs=1e-6)
     # saving again over the same folder replaces it in place
     own.save_pretrained(folder)
     assert SAVGBenchJointPipeline.from_pretrained(folder).config.fps == FPS
