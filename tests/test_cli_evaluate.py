@@ -157,11 +157,11 @@ def test_overlay_marks_hits_green_and_misses_red():
 
 def test_cli_errors_are_clear(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path), "--metrics", "spatial,fvd"]) == 2
-    assert "not available in `savg evaluate` yet" in capsys.readouterr().err
+    assert "need a reference set (--reference)" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path), "--metrics", "loudness"]) == 2
     assert "unknown metric" in capsys.readouterr().err
-    assert main(["evaluate", str(tmp_path), "--reference", "sony/svgsa24:eval"]) == 2
-    assert "--reference" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path), "--metrics", "spatial", "--reference", "sony/svgsa24:eval"]) == 2
+    assert "--reference is only used by fvd, kvd and fad" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path), "--seld-weights", str(tmp_path)]) == 2
     assert "no clips" in capsys.readouterr().err
     (tmp_path / "seld").mkdir()

@@ -1,5 +1,6 @@
 """``savg evaluate``, ``savg seld``, ``savg detect`` and ``savg spatial-align``.
 
+    savg evaluate generated/ --reference svgsa24/:eval --out results/ # all five metrics, one pass, one JSON
     savg evaluate generated/ --metrics spatial --out results/          # results.json + per_clip.csv + summary
     savg evaluate demo-set/:eval --visualize --results-out results.out  # a dataset split; overlay videos
     savg seld generated/ --out pred_seld/ [--weights W]                 # official per-clip SELD CSVs
@@ -19,29 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-SPATIAL_METRICS = ("spatial",)
-LATER_METRICS = ("fvd", "kvd", "fad", "temporal")
 
 
 def _clips_arg(values: list[str]):
     return values[0] if len(values) == 1 else [Path(v) for v in values]
-
-
-def parse_metrics(text: str) -> list[str]:
-    """``"spatial,fvd"`` -> ``["spatial", "fvd"]``; raises ValueError on unknown or not yet available metrics."""
-    names = [n.strip().lower() for n in text.split(",") if n.strip()]
-    if not names:
-        raise ValueError("--metrics is empty; use e.g. --metrics spatial")
-    aliases = {"spatial_av_align": "spatial", "spatial-av-align": "spatial"}
-    names = list(dict.fromkeys(aliases.get(n, n) for n in names))
-    unknown = [n for n in names if n not in SPATIAL_METRICS + LATER_METRICS]
-    if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; known: {list(SPATIAL_METRICS + LATER_METRICS)}")
-    later = [n for n in names if n in LATER_METRICS]
-    if later:
-        raise ValueError(f"metric(s) {later} are not available in `savg evaluate` yet (the FVD/KVD/FAD/Temporal "
-                         "command comes with a later issue); use --metrics spatial")
-    return names
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -64,11 +46,26 @@ def _set_threads(args: argparse.Namespace) -> None:
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the evaluation commands to the ``savg`` parser."""
     fmt = argparse.RawDescriptionHelpFormatter
-    ev = commands.add_parser("evaluate", help="score clips (Spatial AV-Align, calibration controls)",
+    ev = commands.add_parser("evaluate", help="score clips: Spatial + Temporal AV-Align, FVD, KVD, FAD",
                              description=__doc__, formatter_class=fmt)
     ev.add_argument("clips", nargs="+", metavar="CLIPS", help="folder, mp4 files, or dataset[:split]")
-    ev.add_argument("--metrics", default="spatial", help="comma list (default: spatial)")
-    ev.add_argument("--reference", help="reference set for FVD/KVD/FAD (later issue)")
+    ev.add_argument("--metrics", help="comma list of spatial, temporal, fvd, kvd, fad, or 'all' (default: all with "
+                                      "--reference, else spatial,temporal)")
+    ev.add_argument("--reference", metavar="REF", help="reference clips for FVD/KVD/FAD: folder or dataset[:split]")
+    ev.add_argument("--reference-split", help="dataset split of --reference (or write REF as DATASET:SPLIT)")
+    ev.add_argument("--i3d-weights", metavar="W", help="I3D weights (official i3d_pretrained_400.pt, folder, name)")
+    ev.add_argument("--audioclip-weights", metavar="W",
+                    help="AudioCLIP weights (official AudioCLIP-Full-Training.pt, folder, registry name)")
+    ev.add_argument("--audioclip-mode", choices=("official", "corrected"), default="official",
+                    help="official: train-mode BatchNorm and [-1, 1] input as released; corrected: eval mode, "
+                         "int16 level (not comparable with published numbers)")
+    ev.add_argument("--no-stand-in", action="store_true",
+                    help="fail instead of using random-init I3D/AudioCLIP stand-ins when their weights are missing")
+    ev.add_argument("--whole-clip", action="store_true",
+                    help="also whole-clip FVD/KVD/FAD (+ mid/side FAD) over all clips with bootstrap intervals")
+    ev.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap replicates (default 1000)")
+    ev.add_argument("--processes", type=int, default=1, help="worker processes (same numbers as 1 process at "
+                                                             "equal --threads)")
     ev.add_argument("--seld-weights", metavar="W", help="SELD weights: official .pth, folder or registry name")
     ev.add_argument("--detector", default="default",
                     help="default | yolox-tiny | ultralytics:FILE | ultralytics (default: official YOLOX-tiny when "
@@ -126,64 +123,73 @@ def _fmt(score: float | None) -> str:
     return "undefined" if score is None else f"{score:.4f}"
 
 
-def summary_text(result, report, written: dict) -> str:
+def summary_text(report, written: dict) -> str:
     """The short table ``savg evaluate`` prints."""
-    lines = [f"Spatial AV-Align ({result.protocol}, {result.protocol_version}) on {result.num_clips} clips "
+    lines = [f"savg evaluate ({report.protocol}, {report.protocol_version}) on {report.num_clips} clips "
              f"in {report.seconds:.1f} s"]
-    lines.append(f"  {'score':<16}{_fmt(result.score):>10}   TP {result.num_tp} / {result.official.num_detections} "
-                 "SELD detections")
-    if result.calibration:
-        lines.append("  calibration (same clips; swap and flip should lower the score, swap+flip should not):")
-        for variant, score in result.calibration_scores().items():
-            delta = "" if score is None or result.score is None else f"   ({score - result.score:+.4f})"
-            lines.append(f"    {variant:<14}{_fmt(score):>10}{delta}")
-    for record in result.weights:
-        tag = " [embedded stand-in]" if record.stand_in else f" [{record.source}]"
+    spatial = report.sections.get("spatial_av_align")
+    if spatial is not None:
+        lines.append(f"  {'Spatial AV-Align':<22}{_fmt(spatial.score):>10}   TP {spatial.num_tp} / "
+                     f"{spatial.official.num_detections} SELD detections")
+        if spatial.calibration:
+            lines.append("    calibration (same clips; swap and flip should lower the score, swap+flip should not):")
+            for variant, score in spatial.calibration_scores().items():
+                delta = "" if score is None or spatial.score is None else f"   ({score - spatial.score:+.4f})"
+                lines.append(f"      {variant:<18}{_fmt(score):>10}{delta}")
+    temporal = report.sections.get("temporal_av_align")
+    if temporal is not None:
+        result = temporal.result
+        lines.append(f"  {'Temporal AV-Align':<22}{_fmt(result.official):>10}   corrected {_fmt(result.corrected)}"
+                     + (f", {result.num_undefined} clips undefined" if result.num_undefined else ""))
+    quality = report.sections.get("quality")
+    if quality is not None:
+        lines.append(f"  {'FVD':<22}{quality.fvd:>10.2f}   {quality.num_fake_windows} vs {quality.num_real_windows} "
+                     "official 2-s windows")
+        lines.append(f"  {'KVD':<22}{quality.kvd:>10.3f}")
+        lines.append(f"  {'FAD (AudioCLIP x1000)':<22}{quality.fad:>10.3f}")
+        for name, entry in quality.whole_clip.items():
+            lines.append(f"  {name:<22}{entry['value']:>10.3f}   {entry['level']:.0%} CI "
+                         f"[{entry['low']:.3f}, {entry['high']:.3f}]")
+    for record in report.weights:
+        tag = {"embedded": " [embedded stand-in]", "stand-in": " [random-init stand-in]"}.get(record.source,
+                                                                                           f" [{record.source}]")
         lines.append(f"  {record.role} weights: {record.name or record.spec}{tag}"
                      + (f" sha256 {record.sha256[:12]}" if record.sha256 else ""))
     if report.stand_in_weights:
-        lines.append("  NOTE: stand-in weights trained on synthetic scenes; not comparable with published numbers")
+        lines.append("  NOTE: stand-in weights (synthetic-data or random-init); not comparable with published numbers")
     lines.append("  wrote " + ", ".join(str(p) for p in written.values()))
     return "\n".join(lines)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    _set_threads(args)
-    from savg_hub.evaluation.clips import open_clips
-    from savg_hub.evaluation.report import report_for_spatial
-    from savg_hub.evaluation.spatial_eval import SpatialAVAlignEvaluator
+    from savg_hub.evaluation.suite import METRICS, SuiteConfig, evaluate_suite, parse_metrics
 
-    metrics = parse_metrics(args.metrics)
-    if args.reference is not None and metrics == ["spatial"]:
-        raise ValueError("--reference is for FVD/KVD/FAD, which `savg evaluate` does not compute yet (a later "
-                         "issue); Spatial AV-Align needs no reference: drop --reference")
-    started = time.perf_counter()
-    source = open_clips(_clips_arg(args.clips), split=args.split, workers=args.workers)
-    evaluator = SpatialAVAlignEvaluator.from_pretrained(
-        args.seld_weights, args.detector, args.detector_weights, device=args.device, batch_size=args.batch_size,
-        detector_batch_size=args.detector_batch_size, calibration=not args.no_calibration,
-        chunk_size=args.chunk_size,
+    if args.metrics:
+        metrics = parse_metrics(args.metrics)
+    else:
+        metrics = METRICS if args.reference is not None else ("spatial", "temporal")
+    config = SuiteConfig(
+        metrics=metrics, seld_weights=args.seld_weights, detector=args.detector,
+        detector_weights=args.detector_weights, i3d_weights=args.i3d_weights,
+        audioclip_weights=args.audioclip_weights, device=args.device, threads=args.threads,
+        calibration=not args.no_calibration, chunk_size=args.chunk_size, seld_batch_size=args.batch_size,
+        detector_batch_size=args.detector_batch_size, audioclip_mode=args.audioclip_mode,
+        allow_stand_in=not args.no_stand_in, whole_clip=args.whole_clip, num_resamples=args.bootstrap,
+        visualize_dir=str(args.out / "visualize") if args.visualize else None,
     )
-    on_clip = None
-    if args.visualize:
-        from savg_hub.evaluation.visualize import write_overlay_video
-
-        folder = args.out / "visualize"
-
-        def on_clip(clip, outputs) -> None:
-            write_overlay_video(folder / f"{outputs.clip_id}.mp4", clip, outputs, config=evaluator.config)
-
-    result = evaluator.evaluate(source, progress=not args.no_progress, on_clip=on_clip)
-    report = report_for_spatial(result, source=source, seconds=time.perf_counter() - started,
-                                command=_command_line())
-    if args.csv:
-        result.write_official_csvs(args.out / "pred_seld", args.out / "pred_od")
+    if args.reference is not None and not config.quality:
+        raise ValueError(f"--reference is only used by fvd, kvd and fad, and --metrics {args.metrics} has none; "
+                         "drop --reference or add them")
+    report = evaluate_suite(_clips_arg(args.clips), args.reference, config, generated_split=args.split,
+                            reference_split=args.reference_split, processes=args.processes,
+                            progress=not args.no_progress, workers=args.workers, command=_command_line())
+    if args.csv and "spatial_av_align" in report.sections:
+        report.sections["spatial_av_align"].write_official_csvs(args.out / "pred_seld", args.out / "pred_od")
     written = report.write(args.out, results_out=args.results_out, append_results_out=args.append)
     if args.visualize:
         written["visualize"] = args.out / "visualize"
-    print(summary_text(result, report, written))
-    if result.official.defined:
-        print(result.official_lines(), end="")
+    print(summary_text(report, written))
+    print(report.results_out_text(), end="")
     return 0
 
 
