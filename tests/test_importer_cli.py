@@ -10,7 +10,7 @@ from savg_hub.cli.main import main
 from savg_hub.data.hf_dataset import DatasetFolder, example_to_clip, load_svgsa24
 from savg_hub.data.importer import import_svgsa24, metadata_path_for
 from savg_hub.data.visualize import draw_labels, label_frame_for_video_frame
-from savg_hub.media import Clip, MediaError, write_clip
+from savg_hub.media import Clip, MediaError, read_clip, write_clip
 
 
 def _official_clip(seed: int) -> Clip:
@@ -85,6 +85,17 @@ def test_cli_build_and_import(tmp_path, capsys):
     release = tmp_path / "release"
     _make_release(release)
     assert main(["import-svgsa24", str(release), "--out", str(tmp_path / "imp"), "--no-progress"]) == 0
+    # a split as clip files: the stored mp4 and flac bytes, which read back as the same clips
+    assert main(["export-clips", f"{out}:eval", "--out", str(tmp_path / "clips"), "--limit", "2",
+                 "--no-progress"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    mp4s = sorted((tmp_path / "clips").glob("*.mp4"))
+    assert len(mp4s) == min(2, len(ds)) and all(p.with_suffix(".flac").is_file() for p in mp4s)
+    folder = DatasetFolder(out)
+    first = example_to_clip(folder.row("eval", 0))
+    exported = read_clip(tmp_path / "clips" / f"{first.clip_id}.mp4")
+    assert np.array_equal(exported.audio, first.audio) and np.array_equal(exported.video, first.video)
+    assert main(["export-clips", str(out), "--out", str(tmp_path / "x"), "--limit", "0"]) == 2
 
 
 def test_dataset_folder_reader_and_overlay(tmp_path):

@@ -1,8 +1,9 @@
-"""``savg build-dataset`` and ``savg import-svgsa24``.
+"""``savg build-dataset``, ``savg import-svgsa24`` and ``savg export-clips``.
 
     savg build-dataset --synthetic 6 --out demo-set/              # STARSS23-format synthetic scenes, no download
     savg build-dataset --starss23 /data/STARSS23 --out svgsa24/   # the paper's conversion + curation
     savg import-svgsa24 /data/SAVGBench_Dataset_Evaluation --out svgsa24-eval/
+    savg export-clips demo-set/:eval --out reference-clips/       # mp4 + .flac files, e.g. for --reference
 """
 
 from __future__ import annotations
@@ -54,6 +55,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     imp.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     imp.add_argument("--no-progress", action="store_true", help="no progress bar")
     imp.set_defaults(func=run_import)
+
+    exp = commands.add_parser("export-clips", help="write a dataset split as mp4 + lossless .flac clip files")
+    exp.add_argument("dataset", type=str, metavar="DATASET[:SPLIT]", help="dataset folder, e.g. demo-set/:eval")
+    exp.add_argument("--out", type=Path, required=True, help="destination folder")
+    exp.add_argument("--split", help="split (or write DATASET:SPLIT; default eval)")
+    exp.add_argument("--limit", type=int, help="only the first N clips")
+    exp.add_argument("--no-lossless", action="store_true", help="mp4 only (no .flac sidecars)")
+    exp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    exp.set_defaults(func=run_export)
 
 
 def _summary(info, seconds: float, out: Path) -> str:
@@ -113,6 +123,17 @@ def run_import(args: argparse.Namespace) -> int:
     info = import_svgsa24(args.root, args.out, split=args.split, resample=args.resample, overwrite=args.overwrite,
                           progress=not args.no_progress)
     print(_summary(info, time.perf_counter() - started, args.out), file=sys.stdout)
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from savg_hub.data.hf_dataset import export_clips
+
+    folder, _, split = args.dataset.rpartition(":") if ":" in args.dataset else (args.dataset, "", "")
+    split = args.split or split or "eval"
+    paths = export_clips(folder, split, args.out, limit=args.limit, lossless=not args.no_lossless,
+                         progress=not args.no_progress)
+    print(f"wrote {len(paths)} clips of {folder}:{split} to {args.out}", file=sys.stdout)
     return 0
 
 

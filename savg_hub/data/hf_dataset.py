@@ -442,3 +442,51 @@ def push_to_hub(folder: str | os.PathLike, repo_id: str, *, revision: str | None
 def write_info(folder: str | os.PathLike, info: DatasetInfo) -> Path:
     """Write ``meta/info.json`` atomically."""
     return atomic_write_text(Path(folder) / INFO_PATH, info.to_json() + "\n")
+
+
+def export_clips(folder: str | os.PathLike, split: str, out_dir: str | os.PathLike, *, limit: int | None = None,
+                 lossless: bool = True, progress: bool = False) -> list[Path]:
+    """Write a split's clips as files: ``<clip_id>.mp4`` (the stored H.264 + AAC bytes, copied) and, with
+    ``lossless``, ``<clip_id>.flac`` (the stored lossless stereo, which readers prefer to the AAC track).
+
+    This is the layout of a folder of generated clips and of the official reference folders, so a dataset split
+    can serve as ``savg evaluate``'s reference or as ground-truth "generated" clips. Files are copied byte for
+    byte (no re-encoding) and each is written atomically.
+
+    Args:
+        folder: a dataset folder (builder or importer output).
+        split: ``"dev"`` or ``"eval"``.
+        out_dir: destination folder (created).
+        limit: export only the first ``limit`` rows.
+        lossless: also write the ``.flac`` sidecars.
+        progress: show a progress bar.
+
+    Returns:
+        the mp4 paths, in dataset order.
+    """
+    import pyarrow.parquet as pq
+    from tqdm.auto import tqdm
+
+    from savg_hub.utils.files import atomic_write_bytes
+
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    reader = DatasetFolder(folder)
+    total = reader.num_rows(split)
+    count = total if limit is None else min(int(limit), total)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    columns = ["clip_id", "video", "audio"]
+    with tqdm(total=count, desc=f"export {split}", unit="clip", disable=not progress) as bar:
+        for shard in sorted((reader.folder / DATA_DIR / split).glob("*.parquet")):
+            for batch in pq.ParquetFile(shard).iter_batches(batch_size=16, columns=columns):
+                for row in batch.to_pylist():
+                    if len(written) >= count:
+                        return written
+                    name = safe_key(str(row["clip_id"]))
+                    written.append(atomic_write_bytes(out / f"{name}.mp4", row["video"]["bytes"]))
+                    if lossless:
+                        atomic_write_bytes(out / f"{name}.flac", row["audio"]["bytes"])
+                    bar.update(1)
+    return written
