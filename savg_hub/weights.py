@@ -144,6 +144,15 @@ REGISTRY: dict[str, WeightsEntry] = {
             hub_repo="savg-hub/savgbench-sr-64-256",
             licence="see the SAVGBench repository (SonyResearch/SAVGBench)",
         ),
+        WeightsEntry(
+            name="yolo-person-synthetic",
+            kind="ultralytics",
+            description="Embedded person detector: small Ultralytics YOLO trained from scratch on synthetic SVGSA24 "
+                        "frames (not the official protocol; see model_cards/yolo-person-synthetic)",
+            model_class="savg_hub.evaluation.detectors:UltralyticsDetector",
+            embedded="yolo-person-synthetic/yolo-person-synthetic.pt",
+            licence="AGPL-3.0 (trained with Ultralytics; Ultralytics models are AGPL-3.0)",
+        ),
     )
 }
 

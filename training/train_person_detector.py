@@ -101,14 +101,18 @@ def main(argv: list[str] | None = None) -> None:
     from savg_hub.training.detector import (
         MODEL_NAME,
         HeldOutSet,
+        above,
         build_person_dataset,
+        dataset_ground_truth,
+        detect_dataset,
+        detection_scores,
         export_person_detector,
+        label_hit_fraction,
         measure_held_out,
         render_person_detector_card,
         render_scene_frames,
         sample_views,
         scene_seed,
-        score_on_dataset,
         train_person_detector,
     )
     from savg_hub.utils.files import atomic_write_text
@@ -135,12 +139,17 @@ def main(argv: list[str] | None = None) -> None:
         atomic_write_text(out / "train_config.json", json.dumps(config.to_dict(), indent=2) + "\n")
     else:
         best = args.measure
-        previous = (args.export_to / f"{MODEL_NAME}.json") if args.export_to else None
-        if previous is not None and previous.is_file():
+        # keep what the training run recorded (its export record in OUT, else the one at --export-to)
+        candidates = [out / "export" / f"{MODEL_NAME}.json"]
+        if args.export_to is not None:
+            candidates.append(args.export_to / f"{MODEL_NAME}.json")
+        previous = next((p for p in candidates if p.is_file()), None)
+        if previous is not None:
             old = json.loads(previous.read_text())
             for key in ("counts", "data_seconds", "training_seconds", "epochs_run", "command"):
                 if key in old:
                     record[key] = old[key]
+        record["measure_command"] = command
         # the held-out frames again, from the same seeds
         import numpy as np
 
@@ -162,12 +171,22 @@ def main(argv: list[str] | None = None) -> None:
     log.info("held-out: %s", record["held_out"])
     if args.dataset is not None:
         started = time.perf_counter()
-        detector = UltralyticsDetector(best, conf=config.conf, imgsz=config.train.imgsz)
-        scores = score_on_dataset(detector, args.dataset, args.dataset_split, max_clips=args.max_clips,
-                                  progress=True)
-        record["dataset"] = {"folder": args.dataset.name, "split": args.dataset_split, **scores,
-                             "seconds": round(time.perf_counter() - started, 1)}
-        log.info("dataset label hits: %s", record["dataset"])
+        detector = UltralyticsDetector(best, conf=0.001, imgsz=config.train.imgsz)
+        detections, labels = detect_dataset(detector, args.dataset, args.dataset_split, max_clips=args.max_clips,
+                                            progress=True)
+        scores = label_hit_fraction(above(detections, config.conf), labels)
+        record["dataset"] = {"folder": args.dataset.name, "split": args.dataset_split, **scores}
+        try:  # synthetic folders: the people's true boxes in the dataset's own frames
+            truth, _ = dataset_ground_truth(args.dataset, args.dataset_split, max_clips=args.max_clips)
+        except ValueError as error:
+            log.info("no ground truth for %s: %s", args.dataset, error)
+        else:
+            record["dataset"]["ground_truth_fraction"] = label_hit_fraction(truth, labels)["fraction"]
+            record["dataset"]["frames"] = detection_scores(
+                [f for clip in detections for f in clip], [g[:, :4] for clip in truth for g in clip],
+                iou=config.match_iou, conf=config.conf)
+        record["dataset"]["seconds"] = round(time.perf_counter() - started, 1)
+        log.info("dataset: %s", record["dataset"])
     exported = export_person_detector(best, out / "export", record)
     final = json.loads((out / "export" / f"{MODEL_NAME}.json").read_text())
     atomic_write_text(out / "export" / "README.md", render_person_detector_card(final))

@@ -363,31 +363,97 @@ class UltralyticsDetector:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def default_detector_weights(name: str) -> Path:
-    """Hook for the weights registry (DESIGN.md §5): the local path of a detector's registered weights.
+DEFAULT_SPEC = "default"
+"""``load_detector(DEFAULT_SPEC)``: the official YOLOX-tiny when its weights are available (imported into the
+cache, or downloadable), else the embedded person detector trained on the synthetic set (``yolo-person-synthetic``,
+Ultralytics, AGPL-3.0)."""
 
-    No registry entries exist yet, so this always raises; once they do, ``load_detector(name)`` without
-    ``weights`` resolves through here.
+_DETECTOR_WEIGHT_KINDS = {"yolox-tiny": "yolox-tiny", "ultralytics": "ultralytics"}
+
+
+def default_detector_weights(name: str) -> Path:
+    """The local path of a detector's registered default weights, through the weights registry (DESIGN.md §5).
+
+    Args:
+        name: ``"yolox-tiny"`` (official YOLOX-tiny COCO weights: cache, then Hub when online) or
+            ``"ultralytics"`` (the embedded synthetic-set model, ``yolo-person-synthetic``).
+
+    Returns:
+        A converted ``YOLOXModel`` folder, or an Ultralytics ``.pt`` file.
+
+    Raises:
+        ValueError: an unknown detector name, or (``savg_hub.weights.WeightsError``) weights that are not available
+            offline, with what to do about it.
     """
-    raise ValueError(
-        f"no registered default weights for detector {name!r} yet; pass weights= (a converted "
-        "YOLOXModel folder or the mmdetection .pth)"
-    )
+    from savg_hub.weights import WeightsError, default_weights, resolve_weights
+
+    if name not in _DETECTOR_WEIGHT_KINDS:
+        raise ValueError(f"no registered weights for detector {name!r}; known: {sorted(_DETECTOR_WEIGHT_KINDS)}")
+    kind = _DETECTOR_WEIGHT_KINDS[name]
+    try:
+        spec, _ = default_weights(kind)
+        return resolve_weights(spec, kind)
+    except WeightsError as error:
+        raise WeightsError(
+            f"no registered default weights for detector {name!r} are available ({error}); or pass weights= "
+            "(a converted YOLOXModel folder or the mmdetection .pth)"
+        ) from error
+
+
+def _registered_ultralytics(name: str, device: str) -> UltralyticsDetector:
+    """An :class:`UltralyticsDetector` of an ``ultralytics`` registry entry, at its training size.
+
+    The inference size comes from the ``<file>.json`` record next to the ``.pt`` (``config.train.imgsz``), else
+    from the checkpoint's training arguments.
+    """
+    import json
+
+    from savg_hub.weights import resolve_weights
+
+    path = resolve_weights(name, "ultralytics")
+    record_path = path.with_suffix(".json")
+    imgsz = None
+    if record_path.is_file():
+        imgsz = json.loads(record_path.read_text()).get("config", {}).get("train", {}).get("imgsz")
+    detector = UltralyticsDetector(path, device=device, imgsz=int(imgsz) if imgsz else 640)
+    if not imgsz:
+        trained = (getattr(detector.yolo, "ckpt", None) or {}).get("train_args", {}).get("imgsz")
+        if trained:
+            detector.predict_args["imgsz"] = int(trained)
+    detector.name = f"ultralytics:{name}"
+    return detector
 
 
 def load_detector(spec: str, weights: str | os.PathLike | None = None, device: str = "cpu") -> PersonDetector:
     """Build a :class:`PersonDetector` from a spec string.
 
     Args:
-        spec: ``"yolox-tiny"`` (the official detector) or ``"ultralytics:<local model file>"``.
+        spec: ``"yolox-tiny"`` (the official detector), ``"ultralytics:<local model file>"``,
+            ``"ultralytics:<registry name>"`` (e.g. ``"ultralytics:yolo-person-synthetic"``, the embedded model,
+            run at its training size) or ``"default"`` (:data:`DEFAULT_SPEC`).
         weights: for ``"yolox-tiny"``: a ``save_pretrained`` folder of :class:`YOLOXModel` or an mmdetection
             ``.pth`` (converted in memory); ``None`` = registered default weights. Not used by
-            ``ultralytics:``.
+            ``ultralytics:`` or ``default``.
         device: torch device for the forward pass.
 
     Raises:
         ValueError: unknown spec, an empty Ultralytics path, or ``weights`` given with ``ultralytics:``.
     """
+    if spec == DEFAULT_SPEC:
+        if weights is not None:
+            raise ValueError(f"weights={weights!r} is not used with {spec!r}; name a detector spec instead")
+        from savg_hub.weights import WeightsError, default_weights
+
+        name, official = default_weights("yolox-tiny")
+        if official:
+            try:
+                return load_detector("yolox-tiny", device=device)
+            except (WeightsError, FileNotFoundError) as error:
+                logger.info("official YOLOX-tiny weights unavailable (%s); using the embedded synthetic-set "
+                               "detector", error)
+        name, _ = default_weights("ultralytics")
+        logger.info("person detector: embedded %s (synthetic-set model, not the official protocol)", name)
+        return _registered_ultralytics(name, device)
     if spec == "yolox-tiny":
         path = Path(weights) if weights is not None else default_detector_weights(spec)
         if path.is_dir():
@@ -403,8 +469,17 @@ def load_detector(spec: str, weights: str | os.PathLike | None = None, device: s
             raise ValueError(f"detector spec {spec!r} names no model file; use 'ultralytics:<path>'")
         if weights is not None:
             raise ValueError(f"weights={weights!r} is not used with {spec!r}; put the model path in the spec")
+        if not Path(model_path).exists():
+            from savg_hub.weights import REGISTRY
+
+            entry = REGISTRY.get(model_path)
+            if entry is not None and entry.kind == "ultralytics":
+                return _registered_ultralytics(model_path, device)
         return UltralyticsDetector(model_path, device=device)
-    raise ValueError(f"unknown detector spec {spec!r}; expected 'yolox-tiny' or 'ultralytics:<model file>'")
+    raise ValueError(
+        f"unknown detector spec {spec!r}; expected 'yolox-tiny', 'default', 'ultralytics:<model file>' or "
+        "'ultralytics:<registry name>'"
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
