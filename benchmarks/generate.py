@@ -154,7 +154,8 @@ def _table(rows: list[dict]) -> str:
     lines = [header]
     reference = {r["config"]: r["seconds_per_clip"] for r in rows if r["sampler"] == "dpmsolver" and r["steps"] == 25}
     for r in rows:
-        ratio = r["seconds_per_clip"] / reference[r["config"]] if r["config"] in reference else float("nan")
+        known = r["seconds_per_clip"] is not None and r["config"] in reference
+        ratio = r["seconds_per_clip"] / reference[r["config"]] if known else float("nan")
         lines.append((
             r["config"], r["device"], r["sampler"], "-" if r["steps"] is None else str(r["steps"]),
             "n/a" if r["nfe"] is None else f"{r['nfe']:.0f}", str(r["clips"]),
@@ -215,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
             row = _spawn("run", config=config, sampler=sampler, steps=max(steps, 1), clips=args.clips,
                          batch_size=args.batch_size, sr_steps=args.sr_steps, device=device)
             rows.append(row)
-            print(f"{config} {sampler} {steps or 'adaptive'}: {row['seconds_per_clip']:.2f} s/clip", flush=True)
+            print(f"{config} {sampler} {steps or 'adaptive'}: {row['seconds_per_clip']:.2f} s/clip, "
+                  f"base NFE {row['nfe']:.0f}, peak {row['peak_memory_mb']:.0f} MB", flush=True)
     rows.sort(key=lambda r: (r["config"], r["sampler"] != "dpmsolver", r["steps"] or 0))
     print()
     print(_table(rows))
