@@ -212,6 +212,14 @@ def test_sr_same_noise_for_every_frame_and_frame_batching_does_not_matter(compon
     assert not torch.equal(out.frames[0, 0], out.frames[0, 3])
     chunked = pipe(video=video, num_inference_steps=2, generator=_seed(0), output_type="pt", frame_batch_size=1)
     torch.testing.assert_close(chunked.frames, out.frames, rtol=0, atol=2e-5)  # conv batching
+    # the paper's "DDPM" wording: ancestral sampling with the learned variance (all 6 output channels)
+    from diffusers import DDPMScheduler
+
+    ddpm = SuperResolutionPipeline(unet=components["sr_unet"], scheduler=DDPMScheduler(
+        num_train_timesteps=1000, variance_type="learned_range", clip_sample=True))
+    ddpm.set_progress_bar_config(disable=True)
+    frames = ddpm(video=video, num_inference_steps=2, generator=[_seed(0)]).frames
+    assert frames.shape == (1, 4, 32, 32, 3) and frames.dtype == np.uint8
     with pytest.raises(ValueError, match="8x8"):
         pipe(video=torch.zeros(1, 2, 16, 16, 3, dtype=torch.uint8))
     with pytest.raises(ValueError, match="exactly one"):

@@ -166,7 +166,9 @@ class SuperResolutionPipeline(SAVGPipelineMixin, DiffusionPipeline):
                     ).prev_sample
                 else:
                     model_output = output if learned_variance else output[:, :channels]
-                    sample = self.scheduler.step(model_output, t, sample, generator=generator).prev_sample
+                    # ancestral noise has B * T rows: a per-video generator list cannot cover it, use its first
+                    step_generator = generator[0] if isinstance(generator, list) else generator
+                    sample = self.scheduler.step(model_output, t, sample, generator=step_generator).prev_sample
                 if callback_on_step_end is not None:
                     current = {"latents": sample.reshape(batch, frames, channels, size, size)}
                     outputs = callback_on_step_end(
