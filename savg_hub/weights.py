@@ -145,6 +145,15 @@ REGISTRY: dict[str, WeightsEntry] = {
             licence="see the SAVGBench repository (SonyResearch/SAVGBench)",
         ),
         WeightsEntry(
+            name="stereo-seld-synthetic",
+            kind="stereo-seld",
+            description="Embedded stereo SELD: small CNN-MHSA-FC trained by training/train_seld.py on a synthetic "
+                        "SVGSA24 set (not the official evaluator; see model_cards/stereo-seld-synthetic)",
+            model_class="savg_hub.models.stereo_seld:StereoSELDModel",
+            embedded="stereo-seld-synthetic",
+            licence="Apache-2.0",
+        ),
+        WeightsEntry(
             name="yolo-person-synthetic",
             kind="ultralytics",
             description="Embedded person detector: small Ultralytics YOLO trained from scratch on synthetic SVGSA24 "

@@ -11,7 +11,8 @@ Output folder::
     model/                           final network (SWA average with re-estimated BatchNorm when SWA ran),
                                      ``save_pretrained`` format, + the config as json/yaml
     evaluation.json                  DCASE-style scores of the final network on ``eval_split`` (official inference)
-    eval_history.jsonl               periodic evaluations (``eval_every``)
+    eval_history.jsonl               periodic evaluations (``eval_every``; a copy of the network with its
+                                     BatchNorm statistics re-estimated as for the final one)
     training_config.{json,yaml}      the typed config of the run
 
 The recipe and every knob are in :class:`savg_hub.training.seld.SELDTrainingConfig`.
@@ -20,6 +21,7 @@ The recipe and every knob are in :class:`savg_hub.training.seld.SELDTrainingConf
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import math
@@ -55,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--run-dir", type=Path, help="training run whose evaluation.json/training_config.json "
                                                      "describe the evaluated weights (for --model-card)")
     parser.add_argument("--card-name", default="stereo-seld-synthetic", help="weights name used in the card")
+    parser.add_argument("--card-note", help="an extra sentence for the card's training section")
     return parser.parse_args(argv)
 
 
@@ -239,7 +242,11 @@ def train(config, output_dir: Path, *, resume: bool = False, progress: bool = Tr
             swa_model.update_parameters(accelerator.unwrap_model(model))
             logger.info("SWA: averaged the weights at step %d (%d models)", state.step, int(swa_model.n_averaged))
         if config.eval_every and state.step % config.eval_every == 0 and accelerator.is_main_process:
-            result = evaluate_seld(accelerator.unwrap_model(model), dataset_dir, config.eval_split,
+            # eval-mode BatchNorm needs statistics of the current weights: the running averages kept during
+            # training lag behind them badly, so a copy gets the same re-estimation as the final network
+            probe = copy.deepcopy(accelerator.unwrap_model(model))
+            update_batch_norm(probe, (next(batches)["features"] for _ in range(config.bn_update_batches)))
+            result = evaluate_seld(probe, dataset_dir, config.eval_split,
                                    device=accelerator.device, batch_size=config.eval_batch_size,
                                    max_clips=config.eval_max_clips, x_tolerance=config.x_tolerance)
             model.train()
@@ -301,8 +308,16 @@ def evaluate_only(config, weights: Path, output_dir: Path, arguments: list[str])
     device = "cuda" if torch.cuda.is_available() else "cpu"
     result = evaluate_seld(model, config.dataset_path(), config.eval_split, device=device,
                            batch_size=config.eval_batch_size, x_tolerance=config.x_tolerance)
+    kept, skip = [], False
+    for argument in arguments:  # the card options do not change the measurement
+        if skip:
+            skip = False
+        elif argument.split("=")[0] in ("--model-card", "--run-dir", "--card-name", "--card-note"):
+            skip = "=" not in argument
+        else:
+            kept.append(argument)
     result.update(weights=str(weights), num_parameters=sum(p.numel() for p in model.parameters()),
-                  command=" ".join(["python", "training/train_seld.py", *arguments]), **_provenance(weights))
+                  command=" ".join(["python", "training/train_seld.py", *kept]), **_provenance(weights))
     output_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(output_dir / "evaluation.json", json.dumps(result, indent=2) + "\n")
     f_scores = {name: round(s["f_score"], 4) for name, s in result["per_class"].items()}
@@ -311,7 +326,7 @@ def evaluate_only(config, weights: Path, output_dir: Path, arguments: list[str])
     return result
 
 
-def write_card(path: Path, evaluation: dict[str, Any], run_dir: Path, name: str) -> Path:
+def write_card(path: Path, evaluation: dict[str, Any], run_dir: Path, name: str, note: str | None = None) -> Path:
     """Render the model card of ``name`` from a training run folder and a measured evaluation."""
     from savg_hub.data.hf_dataset import DatasetInfo
     from savg_hub.training.card import render_seld_model_card
@@ -326,11 +341,22 @@ def write_card(path: Path, evaluation: dict[str, Any], run_dir: Path, name: str)
     info = DatasetInfo.load(dataset) if (dataset / "meta" / "info.json").is_file() else None
     weights = Path(evaluation["weights"])
     safetensors = sorted(weights.glob("*.safetensors"))
+    # machine-specific folders are shown by name (the card says how the dataset is built)
+    places = {str(dataset.resolve()): dataset.name, str(run_dir.resolve().parent): "runs"}
+    places |= {str(path): short for path, short in ((dataset, dataset.name), (run_dir.parent, "runs"))
+               if Path(path).is_absolute()}
+
+    def portable(command: str) -> str:
+        for long, short in sorted(places.items(), key=lambda item: -len(item[0])):
+            command = command.replace(long, short)
+        return "SAVG_TORCH_THREADS=1 OMP_NUM_THREADS=1 " + command
+
     text = render_seld_model_card(
         config, merged, name=name, dataset_info=None if info is None else json.loads(info.to_json()),
-        train_command=trained.get("command") or "python training/train_seld.py --config <config>",
-        eval_command=evaluation["command"],
+        train_command=portable(trained.get("command") or "python training/train_seld.py --config <config>"),
+        eval_command=portable(evaluation["command"]),
         model_bytes=safetensors[0].stat().st_size if safetensors else None,
+        training_note=note,
     )
     return atomic_write_text(path, text)
 
@@ -355,7 +381,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if args.model_card is not None:
             if args.run_dir is None:
                 raise ValueError("--model-card needs --run-dir (the training run of the evaluated weights)")
-            write_card(args.model_card, result, args.run_dir, args.card_name)
+            write_card(args.model_card, result, args.run_dir, args.card_name, args.card_note)
         return result
     if args.model_card is not None:
         raise ValueError("--model-card is only used with --evaluate WEIGHTS")

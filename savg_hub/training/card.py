@@ -29,6 +29,7 @@ def render_seld_model_card(
     eval_command: str,
     model_bytes: int | None = None,
     licence: str = "apache-2.0",
+    training_note: str | None = None,
 ) -> str:
     """Markdown model card (with Hub YAML front matter) of a stereo SELD network.
 
@@ -42,6 +43,7 @@ def render_seld_model_card(
         eval_command: the command that measured ``evaluation``.
         model_bytes: size of the safetensors file.
         licence: Hub licence id of the weights.
+        training_note: an extra sentence on how the run went (e.g. that it was resumed).
     """
     model = config.model
     per_class = evaluation["per_class"]
@@ -74,8 +76,8 @@ def render_seld_model_card(
         "prediction.rows                                          # (frame, class, x_pixels) per detection",
         "```",
         "",
-        f"`savg evaluate ... --weights {name}` selects it explicitly; `savg_hub.weights.default_weights(\"stereo-seld\")` "
-        "returns it when no official weights are in the cache and the Hub is offline.",
+        "`savg_hub.weights.default_weights(\"stereo-seld\")` returns it when no official weights are in the cache "
+        "and the Hub is offline.",
         "",
         "## Network",
         "",
@@ -119,8 +121,10 @@ def render_seld_model_card(
            f"({evaluation.get('swa_models_averaged', 0)} averaged), BatchNorm re-estimated on "
            f"{config.bn_update_batches} training batches; " if config.swa_start_epoch is not None else "")
         + f"loss {config.sed_loss_weight:g}·BCE(activity) + {config.doa_loss_weight:g}·masked MSE(x/256); random "
-        f"{config.crop_frames}-frame crops, {'center=True' if config.train_stft_center else 'official'} STFT; "
-        f"seed {config.seed}.",
+        f"{config.crop_frames}-frame crops, {'center=True' if config.train_stft_center else 'official'} STFT"
+        + (f", {config.swap_probability:.0%} of them mirrored left/right (x -> 255 - x; not in the official "
+           "recipe)" if config.swap_probability else "")
+        + f"; seed {config.seed}.",
         "",
         f"Trained for {evaluation.get('step', config.max_steps)} iterations in "
         f"{evaluation.get('training_seconds', float('nan')) / 60:.1f} min on one CPU thread:",
@@ -129,6 +133,7 @@ def render_seld_model_card(
         train_command,
         "```",
         "",
+        *([training_note, ""] if training_note else []),
         "## Measured scores",
         "",
         f"DCASE-style frame-level scores on the `{evaluation['split']}` split ({evaluation['num_clips']} clips), "
