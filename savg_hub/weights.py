@@ -313,8 +313,8 @@ def resolve_weights(spec: str | os.PathLike, kind: str) -> Path:
         except Exception as exc:  # network, auth, missing repo
             raise WeightsError(f"could not download {entry.hub_repo}@{entry.hub_revision}: {exc}") from exc
     if entry.official_source:
-        raise WeightsError(f"weights {name!r} are not available offline; run `savg weights import "
-                           f"{entry.official_source.split(' ')[0]}` (the official file is {entry.official_filename})")
+        raise WeightsError(f"weights {name!r} are not available offline: get {entry.official_filename} "
+                           f"({entry.official_source}) and run `savg weights import FILE_OR_ZIP_OR_FOLDER`")
     if entry.embedded:
         raise WeightsError(f"weights {name!r} are not available offline: their embedded copy "
                            f"savg_hub/assets/weights/{entry.embedded} is missing from this installation")
