@@ -299,21 +299,17 @@ def test_evaluate_a_folder_spec_and_visit_each_clip_once(tmp_path):
     assert result.score is not None and result.score > 0.9  # lossless sidecars keep the level difference
 
 
-# --- acceptance on ground truth with the embedded models (slow; needs the shipped weights) ----------------------
+# --- acceptance on ground truth with the embedded models (shipped in savg_hub/assets/weights) --------------------
 
 
-@pytest.mark.slow
 def test_ground_truth_calibration_with_embedded_models(tmp_path):
     """Issue acceptance: on a synthetic SVGSA24 eval split, ground truth scores >= 0.85 with the embedded models,
     the left/right swap drops it by >= 0.2 and the joint flip stays within 0.05."""
     from savg_hub import weights as registry
     from savg_hub.cli.main import main
 
-    try:
-        evaluator = SpatialAVAlignEvaluator.from_pretrained("stereo-seld-synthetic", "ultralytics",
-                                                            "yolo-person-synthetic")
-    except (ValueError, FileNotFoundError, ModuleNotFoundError) as error:
-        pytest.skip(f"embedded weights not available: {error}")
+    evaluator = SpatialAVAlignEvaluator.from_pretrained("stereo-seld-synthetic", "ultralytics",
+                                                        "yolo-person-synthetic")
     assert all(record.stand_in for record in evaluator.weights)
     assert main(["build-dataset", "--synthetic", "3", "--out", str(tmp_path / "ds"), "--no-progress",
                  "--workers", "1", "--seed", "123", "--eval-yaw-step", "15"]) == 0  # 14 eval clips
