@@ -302,3 +302,152 @@ def write_model_cards(
         "savgbench-sr-64-256": render_sr_card(scores=sr_scores),
     }
     return [atomic_write_text(root / name / "README.md", text) for name, text in cards.items()]
+
+
+FLIP_DESCRIPTIONS = {
+    "consistent": "consistent horizontal flip: with probability {p} a clip's video is mirrored left-right **and** its "
+                  "stereo channels are swapped, so sounds stay where their sources are on screen",
+    "legacy": "legacy flip (the official SAVGBench loader): **every** video is mirrored left-right and the stereo "
+              "channels are **not** swapped, so the model learns a mirrored audio-video geometry; used only to "
+              "reproduce the release",
+    "none": "no flip augmentation",
+}
+
+
+def render_training_card(
+    kind: str,
+    config: Mapping,
+    run: Mapping,
+    *,
+    name: str,
+    dataset_name: str | None = None,
+    train_command: str | None = None,
+    license: str = "other",
+    scores: Mapping[str, float | str] | None = None,
+) -> str:
+    """Markdown card of a pipeline folder written by ``training/train_stereo_mm_diffusion.py`` (``kind``
+    ``"stereo_mm_diffusion"``) or ``training/train_super_resolution.py`` (``"super_resolution"``).
+
+    Args:
+        kind: which model.
+        config: the run's training config as a dict (``to_dict()`` of the typed config).
+        run: the loop's summary (``step``, ``training_seconds``, ``num_parameters``, ``train_clips``,
+            ``mixed_precision``, ``num_processes``, ``model_config``).
+        name: the weights' name (card title and load path).
+        dataset_name: the training dataset's name.
+        train_command: the command line that trained it.
+        license: Hub licence id of the weights.
+        scores: measured scores (missing ones are written as "not measured").
+    """
+    if kind not in ("stereo_mm_diffusion", "super_resolution"):
+        raise ValueError(f"kind must be 'stereo_mm_diffusion' or 'super_resolution', got {kind!r}")
+    joint = kind == "stereo_mm_diffusion"
+    model = dict(run.get("model_config") or config.get("model") or {})
+    flip = str(config.get("flip", "consistent"))
+    if flip not in FLIP_DESCRIPTIONS:
+        raise ValueError(f"unknown flip mode {flip!r}")
+    flip_text = FLIP_DESCRIPTIONS[flip].format(p=config.get("flip_probability"))
+    if kind == "super_resolution" and flip != "none":
+        flip_text = ("every frame pair mirrored left-right (`legacy`)" if flip == "legacy" else
+                     f"frame pairs mirrored left-right with probability {config.get('flip_probability')}")
+    dataset = dataset_name or Path(str(config.get("dataset") or "SVGSA24")).name
+    metrics = JOINT_METRICS if joint else SR_METRICS
+    score_lines = _scores_table(metrics, scores)
+    score_lines = [line.replace(NOT_MEASURED, "not measured") for line in score_lines]
+    steps = int(run.get("step", 0))
+    timesteps = int(config.get("num_train_timesteps", 1000))
+    if joint:
+        video, audio = model.get("video_size"), model.get("audio_size")
+        title = f"# {name}: Stereo MM-Diffusion trained with savg_hub"
+        what = (f"An unconditional Stereo MM-Diffusion coupled U-Net (`CoupledUNetModel`, "
+                f"{int(run.get('num_parameters', 0)):,} parameters) generating video of shape (F, C, H, W) = "
+                f"{tuple(video or ())} with stereo audio {tuple(audio or ())}, trained by "
+                "`training/train_stereo_mm_diffusion.py`. Weights: the EMA of the training weights.")
+        usage = [
+            "```python",
+            "import torch",
+            "from diffusers import DiffusionPipeline",
+            "",
+            f'pipe = DiffusionPipeline.from_pretrained("{name}", trust_remote_code=True)',
+            "out = pipe(batch_size=1, num_inference_steps=25, generator=torch.Generator().manual_seed(0))",
+            "out.frames, out.audio   # (B, F, H, W, 3) uint8, (B, 2, N) float32",
+            "```",
+        ]
+        objective = (f"linear β {config.get('beta_start')} .. {config.get('beta_end')} (at 1000 steps) over "
+                     f"{timesteps} steps, ε-prediction, one t per clip shared by video and audio, independent noise, "
+                     "loss MSE(video ε) + MSE(audio ε) with equal weights")
+    else:
+        title = f"# {name}: SAVGBench super-resolution trained with savg_hub"
+        what = (f"guided-diffusion's super-resolution U-Net (`SuperResUNetModel`, {int(run.get('num_parameters', 0)):,}"
+                f" parameters, {model.get('small_size')} -> {model.get('image_size')}, applied frame by frame) trained "
+                "by `training/train_super_resolution.py`. Weights: the EMA of the training weights.")
+        usage = [
+            "```python",
+            "import torch",
+            "from diffusers import DiffusionPipeline",
+            "",
+            f'sr = DiffusionPipeline.from_pretrained("{name}", trust_remote_code=True)',
+            "out = sr(video=low_res_frames, generator=torch.Generator().manual_seed(0))   # (B, T, h, w, 3) uint8",
+            "```",
+        ]
+        learned = int(model.get("out_channels", 6)) == 2 * int(model.get("in_channels", 3))
+        objective = (f"linear β over {timesteps} steps, ε-prediction"
+                     + (f", learned-range variance, guided-diffusion hybrid loss MSE(ε) + {config.get('vb_weight')}"
+                        " x L_vb (KL / decoder NLL in bits, not rescaled)" if learned else ", MSE(ε)")
+                     + f"; the saved DDIM sampler uses a {config.get('sampler_num_train_timesteps')}-step schedule")
+    rows = [
+        ("data", f"split `{config.get('train_split')}` of `{dataset}` ({run.get('train_clips')} clips)"),
+        ("augmentation", flip_text),
+        ("objective", objective),
+        ("optimiser", f"AdamW, lr {config.get('learning_rate')}, weight decay {config.get('weight_decay')}, betas "
+                      f"{list(config.get('adam_betas') or [])}, gradient clipping {config.get('max_grad_norm')}"),
+        ("batch", f"{config.get('batch_size')} ({run.get('num_processes', 1)} process(es))"),
+        ("steps", f"{steps:,}"),
+        ("EMA", f"{config.get('ema_decay')}" + (" with warm-up" if config.get("ema_warmup") else "")),
+        ("precision", str(run.get("mixed_precision", "no"))),
+        ("training time", f"{float(run.get('training_seconds', 0.0)) / 60:.1f} min"),
+    ]
+    if not joint and config.get("degrade"):
+        rows.insert(2, ("low-res degradation",
+                        f"Gaussian noise σ ~ U(0, {config.get('max_noise_sigma')}) at p = {config.get('noise_probability')}, "
+                        f"JPEG quality U{tuple(config.get('jpeg_quality') or ())} at p = {config.get('jpeg_probability')}"))
+    lines = [
+        "---",
+        f"license: {license}",
+        "library_name: diffusers",
+        "tags: [savgbench, savg_hub, " + ("audio-video-generation, stereo, mm-diffusion" if joint
+                                          else "super-resolution, video, guided-diffusion") + "]",
+        "---",
+        "",
+        title,
+        "",
+        what,
+        "",
+        "## How to use",
+        "",
+        *usage,
+        "",
+        "## Training",
+        "",
+        "| item | value |",
+        "| --- | --- |",
+        *[f"| {key} | {value} |" for key, value in rows],
+        "",
+    ]
+    if train_command:
+        lines += ["Command:", "", "```bash", train_command, "```", ""]
+    lines += ["The full typed config is `training_config.yaml` next to this card.", "", "## Known issues", ""]
+    if not joint:
+        lines.append("* The SR model has no audio, so the flip mode only mirrors frames; the joint model it follows "
+                     "decides the audio-video geometry.")
+    elif flip == "legacy":
+        lines.append("* **Trained with the legacy flip** (mirrored video, unswapped stereo), as the official SAVGBench "
+                     "checkpoint was: its audio-video geometry is mirrored; expect low Spatial AV-Align.")
+    else:
+        lines.append("* The official SAVGBench checkpoint was trained with the legacy flip (every video mirrored, "
+                     f"stereo not swapped); this model used `{flip}` instead.")
+    lines += ["* Samples depend on the GPU kernels, the thread count and the RNG; fp16 sampling changes them.", "",
+              "## Scores", "", *score_lines, "",
+              "## Citation", "", "```bibtex", SAVGBENCH_CITATION, "",
+              MM_DIFFUSION_CITATION if joint else GUIDED_DIFFUSION_CITATION, "```", ""]
+    return "\n".join(lines)
