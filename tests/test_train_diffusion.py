@@ -16,7 +16,6 @@ import yaml
 
 from savg_hub.data.hf_dataset import ShardWriter, empty_labels
 from savg_hub.media.io import encode_audio_bytes, encode_mp4_bytes
-from savg_hub.models.mm_diffusion_unet import CoupledUNetModel
 from savg_hub.models.sr_unet import SuperResUNetModel
 from savg_hub.training.diffusion import (
     LinearSchedule,

@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-logger = logging.getLogger("train_stereo_mm_diffusion")
+logger = logging.getLogger(__name__)
 
 SCRIPT = "training/train_stereo_mm_diffusion.py"
 
