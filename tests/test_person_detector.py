@@ -160,3 +160,19 @@ def test_embedded_model_loads_offline_and_finds_the_person(tmp_path, monkeypatch
         ious = box_iou(np.array([centre.xyxy]), found[:, :4])
         matched += bool(ious.size and ious.max() > 0.5)
     assert matched == len(views), f"the person in the middle found in {matched}/{len(views)} frames"
+
+
+def test_detection_keeps_the_callers_torch_thread_count():
+    """Ultralytics resets torch's threads on CPU device selection; the detector restores them."""
+    import torch
+
+    from savg_hub.evaluation.detectors import load_detector
+
+    detector = load_detector("default")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        detector.detect(np.zeros((2, 256, 256, 3), np.uint8))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)

@@ -342,19 +342,28 @@ class UltralyticsDetector:
         self.batch_size = int(batch_size)
 
     def detect(self, frames: np.ndarray) -> list[np.ndarray]:
-        """Person boxes per frame (see :class:`PersonDetector`); Ultralytics clips boxes to the frame."""
+        """Person boxes per frame (see :class:`PersonDetector`); Ultralytics clips boxes to the frame.
+
+        Ultralytics' CPU device selection resets torch's thread count (to ``cpu_count - 1``); the caller's setting
+        is restored afterwards, so the other models of the process keep their speed and their numerics.
+        """
         check_frames(frames)
         results: list[np.ndarray] = []
-        for start in range(0, frames.shape[0], self.batch_size):
-            batch = [
-                np.ascontiguousarray(frame[:, :, ::-1]) for frame in frames[start : start + self.batch_size]
-            ]
-            for result in self.yolo.predict(batch, batch=len(batch), **self.predict_args):
-                boxes = result.boxes
-                keep = boxes.cls.int() == self.class_id
-                rows = torch.cat([boxes.xyxy[keep], boxes.conf[keep, None]], dim=1)
-                order = torch.argsort(rows[:, 4], descending=True, stable=True)
-                results.append(rows[order].cpu().numpy().astype(np.float32).reshape(-1, 5))
+        threads = torch.get_num_threads()
+        try:
+            for start in range(0, frames.shape[0], self.batch_size):
+                batch = [
+                    np.ascontiguousarray(frame[:, :, ::-1]) for frame in frames[start : start + self.batch_size]
+                ]
+                for result in self.yolo.predict(batch, batch=len(batch), **self.predict_args):
+                    boxes = result.boxes
+                    keep = boxes.cls.int() == self.class_id
+                    rows = torch.cat([boxes.xyxy[keep], boxes.conf[keep, None]], dim=1)
+                    order = torch.argsort(rows[:, 4], descending=True, stable=True)
+                    results.append(rows[order].cpu().numpy().astype(np.float32).reshape(-1, 5))
+        finally:
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
         return results
 
 

@@ -239,8 +239,11 @@ def score_chunk(models: SuiteModels, pairs: Sequence[tuple[int, str, Clip]],
         out.temporal = [score_clip(clip_id, clip.video, clip.fps, clip.audio, clip.sample_rate)
                         for _, clip_id, clip in pairs]
     for index, clip_id, clip in pairs:
-        for position, window in windows.get(index, ()):
-            out.excerpts[position] = window_excerpts({window.video_index: clip}, [window])
+        selected = windows.get(index, ())
+        if selected:  # one audio resampling per clip, however many of its windows were chosen
+            cut = window_excerpts({index: clip}, [window for _, window in selected])
+            for row, (position, _) in enumerate(selected):
+                out.excerpts[position] = cut[row : row + 1]
     if whole_clip and pairs:
         out.whole = models.quality.whole_clip_features([clip for _, _, clip in pairs])
     return out
