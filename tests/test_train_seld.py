@@ -176,7 +176,7 @@ def test_train_save_resume_continue(tiny_dataset, tmp_path):
     out = tmp_path / "run"
     first = script.main(["--config", str(config_path), "--output-dir", str(out), "--max-steps", "2", "--no-progress"])
     assert first["step"] == 2 and first["swa_models_averaged"] == 0
-    assert [step for step, _ in script.checkpoints(out)] == [2]
+    assert [step for step, _ in script.list_checkpoints(out)] == [2]
     checkpoint = out / "checkpoints" / "checkpoint-0000002"
     assert json.loads((checkpoint / "training_config.json").read_text())["max_steps"] == 2
     assert (checkpoint / "training_config.yaml").is_file()
@@ -185,7 +185,7 @@ def test_train_save_resume_continue(tiny_dataset, tmp_path):
 
     second = script.main(["--config", str(config_path), "--output-dir", str(out), "--resume", "--no-progress"])
     assert second["step"] == 4 and second["swa_models_averaged"] == 1  # SWA after pseudo-epoch 2 > 1
-    assert [step for step, _ in script.checkpoints(out)] == [2, 4]
+    assert [step for step, _ in script.list_checkpoints(out)] == [2, 4]
     history = [json.loads(line) for line in (out / "eval_history.jsonl").read_text().splitlines()]
     assert [h["step"] for h in history] == [2, 4]
     evaluation = json.loads((out / "evaluation.json").read_text())

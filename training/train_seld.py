@@ -26,7 +26,6 @@ import json
 import logging
 import math
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -35,9 +34,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from savg_hub.training.checkpoints import TrainerState, list_checkpoints, save_checkpoint, write_config
+
 logger = logging.getLogger("train_seld")
 
-CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,69 +61,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-class TrainerState:
-    """The loop's own resumable state (registered with Accelerate's checkpointing)."""
-
-    def __init__(self) -> None:
-        self.step = 0
-        self.elapsed = 0.0  # training seconds over all sessions
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "elapsed": self.elapsed}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.step = int(state["step"])
-        self.elapsed = float(state.get("elapsed", 0.0))
-
-
-def checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
-    """``[(step, folder)]`` of the complete checkpoints of a run, oldest first."""
-    root = output_dir / "checkpoints"
-    found = []
-    if root.is_dir():
-        for path in root.iterdir():
-            match = CHECKPOINT_PATTERN.match(path.name)
-            if match and path.is_dir():
-                found.append((int(match.group(1)), path))
-    return sorted(found)
-
-
-def _write_config(folder: Path, config) -> None:
-    from savg_hub.utils.files import atomic_write_text
-
-    atomic_write_text(folder / "training_config.json", config.to_json())
-    atomic_write_text(folder / "training_config.yaml", config.to_yaml())
-
-
-def save_checkpoint(accelerator, output_dir: Path, step: int, config) -> Path:
-    """Accelerate state + config into ``checkpoints/checkpoint-<step>`` (written aside, then renamed)."""
-    root = output_dir / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"checkpoint-{step:07d}"
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
-    try:
-        accelerator.save_state(str(work))
-        _write_config(work, config)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(work, final)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    if config.checkpoints_total_limit is not None:
-        for _, old in checkpoints(output_dir)[: -config.checkpoints_total_limit]:
-            shutil.rmtree(old, ignore_errors=True)
-    logger.info("saved %s", final)
-    return final
-
-
 def save_model(model, folder: Path, config) -> Path:
     """``save_pretrained`` + config into ``folder`` (written aside, then renamed)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         model.save_pretrained(str(work))
-        _write_config(work, config)
+        write_config(work, config)
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(work, folder)
@@ -181,7 +125,7 @@ def train(config, output_dir: Path, *, resume: bool = False, progress: bool = Tr
     set_seed(config.seed)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        _write_config(output_dir, config)
+        write_config(output_dir, config)
 
     dataset = SELDCropDataset(dataset_dir, config.train_split, config.crop_frames, config.train_stft_center,
                               config.max_train_clips, config.model.class_num, config.swap_probability)
@@ -197,13 +141,13 @@ def train(config, output_dir: Path, *, resume: bool = False, progress: bool = Tr
     accelerator.register_for_checkpointing(state, swa_model)
 
     if resume:
-        found = checkpoints(output_dir)
+        found = list_checkpoints(output_dir)
         if not found:
             raise FileNotFoundError(f"--resume: no checkpoint under {output_dir / 'checkpoints'}")
         step, folder = found[-1]
         accelerator.load_state(str(folder))
         logger.info("resumed from %s (step %d)", folder, state.step)
-    elif checkpoints(output_dir):
+    elif list_checkpoints(output_dir):
         raise FileExistsError(f"{output_dir} already holds checkpoints; pass --resume or another --output-dir")
 
     batches = _cycle(loader)

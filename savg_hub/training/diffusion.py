@@ -35,8 +35,6 @@ import logging
 import math
 import os
 import random
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -47,11 +45,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from savg_hub.training.checkpoints import (  # noqa: F401  (CHECKPOINT_PREFIX etc. re-exported for the scripts)
+    CHECKPOINT_PREFIX,
+    TrainerState,
+    list_checkpoints,
+    save_checkpoint,
+    write_config,
+)
+
 logger = logging.getLogger(__name__)
 
 FLIP_MODES = ("consistent", "legacy", "none")
 MIXED_PRECISION = ("fp16", "bf16", "no")
-CHECKPOINT_PREFIX = "checkpoint-"
 
 #: The released Stereo MM-Diffusion U-Net (``reference/baselines.md`` §1.1), dropout 0.1 as in training.
 OFFICIAL_UNET_CONFIG: dict[str, Any] = dict(
@@ -825,66 +830,6 @@ def step_seed(seed: int, step: int, slot: int = 0) -> int:
 
 # ------------------------------------------------------------------------------------------------------------
 # Checkpoints
-
-
-class TrainerState:
-    """The loop's own resumable counters (registered with Accelerate's checkpointing)."""
-
-    def __init__(self) -> None:
-        self.step = 0
-        self.elapsed = 0.0
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "elapsed": self.elapsed}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.step, self.elapsed = int(state["step"]), float(state.get("elapsed", 0.0))
-
-
-def list_checkpoints(output_dir: str | os.PathLike) -> list[tuple[int, Path]]:
-    """``[(step, folder)]`` of the complete checkpoints under ``output_dir/checkpoints``, oldest first."""
-    root = Path(output_dir) / "checkpoints"
-    found = []
-    if root.is_dir():
-        for path in root.iterdir():
-            suffix = path.name[len(CHECKPOINT_PREFIX):]
-            if path.is_dir() and path.name.startswith(CHECKPOINT_PREFIX) and suffix.isdigit():
-                found.append((int(suffix), path))
-    return sorted(found)
-
-
-def write_config(folder: str | os.PathLike, config: _DiffusionTrainingConfig) -> None:
-    """``training_config.json`` and ``.yaml`` into ``folder`` (atomically)."""
-    from savg_hub.utils.files import atomic_write_text
-
-    atomic_write_text(Path(folder) / "training_config.json", config.to_json())
-    atomic_write_text(Path(folder) / "training_config.yaml", config.to_yaml())
-
-
-def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, config: _DiffusionTrainingConfig) -> Path:
-    """Accelerate state + config into ``checkpoints/checkpoint-<step>`` (written aside, then renamed)."""
-    root = Path(output_dir) / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"{CHECKPOINT_PREFIX}{step:07d}"
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
-    try:
-        accelerator.save_state(str(work))
-        write_config(work, config)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(work, final)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    if config.checkpoints_total_limit is not None:
-        for _, old in list_checkpoints(output_dir)[: -config.checkpoints_total_limit]:
-            shutil.rmtree(old, ignore_errors=True)
-    logger.info("saved %s", final)
-    return final
-
-
-# ------------------------------------------------------------------------------------------------------------
-# The loop
 
 
 def _make_dataset(config: _DiffusionTrainingConfig) -> _SplitDataset:
