@@ -37,7 +37,7 @@ import os
 import random
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ from savg_hub.training.checkpoints import (  # noqa: F401  (CHECKPOINT_PREFIX et
     save_checkpoint,
     write_config,
 )
+from savg_hub.training.config import TrainingConfigIO
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def _check_model_keys(cls, model: dict[str, Any]) -> None:
 
 
 @dataclass
-class _DiffusionTrainingConfig:
+class _DiffusionTrainingConfig(TrainingConfigIO):
     """Fields shared by both configs (see the subclasses for the recipe values)."""
 
     model: dict[str, Any] = field(default_factory=dict)
@@ -177,18 +178,6 @@ class _DiffusionTrainingConfig:
 
     # -- (de)serialisation --------------------------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON/YAML-serialisable dict (tuples become lists)."""
-        return json.loads(json.dumps(asdict(self)))
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"
-
-    def to_yaml(self) -> str:
-        import yaml
-
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
-
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]):
         """Build from a mapping (parsed YAML/JSON); unknown keys raise ``ValueError``."""
@@ -200,28 +189,9 @@ class _DiffusionTrainingConfig:
             raise ValueError(f"unknown config keys {unknown}; known: {sorted(names)}")
         return cls(**dict(data))
 
-    @classmethod
-    def load(cls, path: str | os.PathLike):
-        """Read a ``.yaml``/``.yml``/``.json`` config file."""
-        import yaml
-
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file {path} does not exist")
-        data = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
-        return cls.from_dict(data)
-
     def replace(self, **changes: Any):
         """A copy with ``changes`` applied (validated again)."""
         return type(self).from_dict(self.to_dict() | changes)
-
-    def dataset_path(self) -> Path:
-        """:attr:`dataset` with ``~`` and ``$VARS`` expanded."""
-        if not self.dataset:
-            raise ValueError("config.dataset is not set: give the SVGSA24 dataset folder (or --dataset DIR)")
-        return Path(os.path.expandvars(os.path.expanduser(self.dataset)))
 
 
 @dataclass

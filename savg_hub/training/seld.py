@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import logging
 import math
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from savg_hub.evaluation.seld import (
 )
 from savg_hub.evaluation.seld_metrics import SPATIAL_AV_ALIGN_TOLERANCE, seld_frame_scores
 from savg_hub.models.stereo_seld import StereoSELDModel
+from savg_hub.training.config import TrainingConfigIO
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class SELDModelConfig:
 
 
 @dataclass
-class SELDTrainingConfig:
+class SELDTrainingConfig(TrainingConfigIO):
     """Everything a stereo SELD training run depends on. Defaults: the official SAVGBench recipe.
 
     Args:
@@ -215,41 +215,10 @@ class SELDTrainingConfig:
 
     # -- (de)serialisation --------------------------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON/YAML-serialisable dict (tuples become lists)."""
-        return json.loads(json.dumps(asdict(self)))
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"
-
-    def to_yaml(self) -> str:
-        import yaml
-
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SELDTrainingConfig":
         """Build from a dict (e.g. parsed YAML); unknown keys raise ``ValueError``."""
         return _dataclass_from_dict(cls, data, "config")
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "SELDTrainingConfig":
-        """Read a ``.yaml``/``.yml``/``.json`` config file."""
-        import yaml
-
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file {path} does not exist")
-        data = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
-        return cls.from_dict(data)
-
-    def dataset_path(self) -> Path:
-        """:attr:`dataset` with ``~`` and ``$VARS`` expanded."""
-        if not self.dataset:
-            raise ValueError("config.dataset is not set: give the SVGSA24 dataset folder (or --dataset DIR)")
-        return Path(os.path.expandvars(os.path.expanduser(self.dataset)))
 
     @property
     def num_epochs(self) -> int:
