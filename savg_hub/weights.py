@@ -27,7 +27,7 @@ import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from savg_hub.utils.files import atomic_write_text, savg_home, sha256_file
+from savg_hub.utils.files import atomic_dir, atomic_write_text, savg_home, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -219,17 +219,9 @@ def convert_official(path: str | os.PathLike, entry: WeightsEntry, out_dir: str 
             f"{path.name}: sha256 {digest[:12]}... does not start with {entry.sha256_prefix} as its official name says"
         )
     out = Path(out_dir) if out_dir is not None else cache_dir() / entry.name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as work:
         _import(entry.converter)(path, work)
         _write_provenance(work, entry, path, digest)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(work, out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return out
 
 

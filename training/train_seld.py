@@ -26,15 +26,14 @@ import json
 import logging
 import math
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from savg_hub.training.checkpoints import TrainerState, list_checkpoints, save_checkpoint, write_config
+from savg_hub.utils.files import atomic_dir
 
 logger = logging.getLogger("train_seld")
 
@@ -63,17 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def save_model(model, folder: Path, config) -> Path:
     """``save_pretrained`` + config into ``folder`` (written aside, then renamed)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_dir(folder) as work:
         model.save_pretrained(str(work))
         write_config(work, config)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(work, folder)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return folder
 
 

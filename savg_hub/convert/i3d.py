@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ import numpy as np
 import torch
 
 from savg_hub.models.i3d import InceptionI3DModel
+from savg_hub.utils.files import staged_into
 
 logger = logging.getLogger(__name__)
 
@@ -144,13 +143,7 @@ def convert_i3d_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike) 
     model = InceptionI3DModel()
     model.load_state_dict(state, strict=True)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with staged_into(out_dir) as staging:
         model.save_pretrained(staging, safe_serialization=True)
-        for item in staging.iterdir():
-            os.replace(item, out_dir / item.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     logger.info("converted %s -> %s", path, out_dir)
     return out_dir

@@ -19,8 +19,6 @@ import logging
 import os
 import pickle
 import re
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
@@ -29,6 +27,7 @@ import numpy as np
 import torch
 
 from savg_hub.models.stereo_seld import StereoSELDModel
+from savg_hub.utils.files import staged_into
 
 logger = logging.getLogger(__name__)
 
@@ -222,13 +221,7 @@ def convert_seld_checkpoint(
     model = StereoSELDModel(**dict(config or {}))
     model.load_state_dict(state, strict=True)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with staged_into(out_dir) as staging:
         model.save_pretrained(staging, safe_serialization=True)
-        for item in staging.iterdir():
-            os.replace(item, out_dir / item.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     logger.info("converted %s -> %s", path, out_dir)
     return out_dir

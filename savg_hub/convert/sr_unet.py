@@ -41,8 +41,6 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -59,6 +57,7 @@ from savg_hub.models.sr_unet import (
     SRUpsample,
     SuperResUNetModel,
 )
+from savg_hub.utils.files import staged_into
 
 logger = logging.getLogger(__name__)
 
@@ -247,13 +246,7 @@ def convert_sr_unet_checkpoint(
         model = SuperResUNetModel(**dict(config or {}))
     model.load_state_dict(state, strict=True, assign=True)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with staged_into(out_dir) as staging:
         model.save_pretrained(staging, safe_serialization=True)
-        for item in staging.iterdir():
-            os.replace(item, out_dir / item.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     logger.info("converted %s -> %s", path, out_dir)
     return out_dir

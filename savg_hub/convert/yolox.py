@@ -36,8 +36,6 @@ import logging
 import os
 import pickle
 import re
-import shutil
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,6 +45,7 @@ import numpy as np
 import torch
 
 from savg_hub.models.yolox import _P5_STAGES, YOLOXModel
+from savg_hub.utils.files import staged_into
 
 logger = logging.getLogger(__name__)
 
@@ -346,13 +345,7 @@ def convert_yolox_checkpoint(
     """
     model = load_yolox_from_mmdet_checkpoint(path, config)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with staged_into(out_dir) as staging:
         model.save_pretrained(staging, safe_serialization=True)
-        for item in staging.iterdir():
-            os.replace(item, out_dir / item.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     logger.info("converted %s -> %s", path, out_dir)
     return out_dir

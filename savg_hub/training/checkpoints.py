@@ -10,11 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
-from savg_hub.utils.files import atomic_write_text
+from savg_hub.utils.files import atomic_dir, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -66,19 +65,10 @@ def write_config(folder: str | os.PathLike, config: SerializableConfig) -> None:
 def save_checkpoint(accelerator, output_dir: str | os.PathLike, step: int, config: SerializableConfig) -> Path:
     """Accelerate state + config into ``checkpoints/checkpoint-<step>`` (written aside, then renamed); keeps
     only the newest ``config.checkpoints_total_limit`` checkpoints when that is set."""
-    root = Path(output_dir) / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"{CHECKPOINT_PREFIX}{step:07d}"
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
-    try:
+    final = Path(output_dir) / "checkpoints" / f"{CHECKPOINT_PREFIX}{step:07d}"
+    with atomic_dir(final) as work:
         accelerator.save_state(str(work))
         write_config(work, config)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(work, final)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     if config.checkpoints_total_limit is not None:
         for _, old in list_checkpoints(output_dir)[: -config.checkpoints_total_limit]:
             shutil.rmtree(old, ignore_errors=True)
