@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from savg_hub.convert.common import coerce_tensor
 from savg_hub.models.i3d import InceptionI3DModel
 from savg_hub.utils.files import staged_into
 
@@ -72,21 +73,11 @@ def convert_i3d_state_dict(
         if key not in reference:
             unexpected.append(str(key))
             continue
-        if isinstance(value, np.ndarray):
-            value = torch.tensor(value)  # copies; keeps 0-d arrays 0-d
-        if not isinstance(value, torch.Tensor):
-            bad_values.append(f"{key} ({type(value).__name__}, not a tensor)")
+        tensor, problem = coerce_tensor(str(key), value, reference[key])
+        if problem is not None:
+            bad_values.append(problem)
             continue
-        expected = reference[key]
-        if tuple(value.shape) != tuple(expected.shape):
-            bad_values.append(f"{key}: shape {tuple(value.shape)}, expected {tuple(expected.shape)}")
-            continue
-        if value.dtype != expected.dtype:
-            if not (value.dtype.is_floating_point and expected.dtype.is_floating_point):
-                bad_values.append(f"{key}: dtype {value.dtype}, expected {expected.dtype}")
-                continue
-            value = value.to(expected.dtype)
-        converted[key] = value.detach().to("cpu").contiguous()
+        converted[key] = tensor
     filled = []
     for key, expected in reference.items():
         if key not in converted and key.endswith(_NUM_BATCHES_TRACKED) and key not in state_dict:

@@ -26,6 +26,7 @@ from typing import Any, Self
 import numpy as np
 import torch
 
+from savg_hub.convert.common import coerce_tensor
 from savg_hub.models.stereo_seld import StereoSELDModel
 from savg_hub.utils.files import staged_into
 
@@ -97,21 +98,11 @@ def convert_seld_state_dict(
         if name in converted:
             unexpected.append(f"{key} (duplicate of {name})")
             continue
-        if isinstance(value, np.ndarray):
-            value = torch.tensor(value)  # copies; keeps 0-d arrays 0-d
-        if not isinstance(value, torch.Tensor):
-            bad_values.append(f"{key} ({type(value).__name__}, not a tensor)")
+        tensor, problem = coerce_tensor(key, value, reference[name])
+        if problem is not None:
+            bad_values.append(problem)
             continue
-        expected = reference[name]
-        if tuple(value.shape) != tuple(expected.shape):
-            bad_values.append(f"{key}: shape {tuple(value.shape)}, expected {tuple(expected.shape)}")
-            continue
-        if value.dtype != expected.dtype:
-            if not (value.dtype.is_floating_point and expected.dtype.is_floating_point):
-                bad_values.append(f"{key}: dtype {value.dtype}, expected {expected.dtype}")
-                continue
-            value = value.to(expected.dtype)
-        converted[name] = value.detach().to("cpu").contiguous()
+        converted[name] = tensor
     missing = [name for name in reference if name not in converted]
     problems = []
     if unexpected:
