@@ -8,7 +8,7 @@ and exports ``OUT/export/yolo-person-synthetic.{pt,json}`` (+ the model card)::
 
     OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 YOLO_OFFLINE=1 YOLO_AUTOINSTALL=False YOLO_CONFIG_DIR=$(mktemp -d) \\
     python training/train_person_detector.py --out /tmp/person-detector --time-hours 0.6 \\
-        --dataset /work/data/svgsa24-synth --export-to savg_hub/assets/weights/yolo-person-synthetic \\
+        --dataset svgsa24-synth/ --export-to savg_hub/assets/weights/yolo-person-synthetic \\
         --card-out model_cards/yolo-person-synthetic/README.md
 
 ``--measure WEIGHTS.pt`` skips data and training: it re-scores an existing model (held-out frames are re-rendered
