@@ -1,4 +1,4 @@
-"""The Gradio app (a Hugging Face Space): browse the dataset and score clips with Spatial AV-Align."""
+"""The Gradio app (a Hugging Face Space): browse the dataset, generate clips and score them with Spatial AV-Align."""
 
 from savg_hub.app.ui import build_demo
 

@@ -225,11 +225,32 @@ class ScoreView:
             ``(markdown summary, per-clip table rows, {clip_id: overlay mp4 path})``. Problems (no weights, a bad
             clip, nothing selected) come back as the summary text with an empty table.
         """
+        if not files and not examples:
+            return "Upload mp4 clips or pick dataset examples, then press **Score**.", [], {}
+        try:
+            self.evaluator()
+        except ValueError as error:
+            return f"**Scoring unavailable:** {error}", [], {}
+        try:
+            pairs = self._clips(files, examples)
+        except ValueError as error:  # a file that cannot be read, duplicate ids
+            return f"**Cannot score:** {error}", [], {}
+        return self.score_clips(pairs, controls)
+
+    def score_clips(self, pairs: Sequence[tuple[str, Clip]], controls: Sequence[str] | None = None,
+                    ) -> tuple[str, list[list[Any]], dict[str, str]]:
+        """Score in-memory clips (e.g. freshly generated ones) with the resident evaluator.
+
+        Args:
+            pairs: ``(clip_id, clip)`` with SVGSA24 clips (20 frames of 256x256 at 4 fps, stereo 16 kHz).
+            controls: calibration controls to compute (names of ``CALIBRATIONS``; ``None`` = all).
+
+        Returns:
+            as :meth:`score`.
+        """
         from savg_hub.evaluation.spatial_eval import CALIBRATIONS, SpatialAVAlignEvaluator
         from savg_hub.evaluation.visualize import write_overlay_video
 
-        if not files and not examples:
-            return "Upload mp4 clips or pick dataset examples, then press **Score**.", [], {}
         try:
             evaluator = self.evaluator()
         except ValueError as error:
@@ -247,7 +268,7 @@ class ScoreView:
             videos[outputs.clip_id] = str(write_overlay_video(path, clip, outputs, config=evaluator.config))
 
         try:
-            result = evaluator.evaluate(self._clips(files, examples), on_clip=overlay)
+            result = evaluator.evaluate(list(pairs), on_clip=overlay)
         except ValueError as error:  # a clip that does not meet the contract, duplicate ids
             return f"**Cannot score:** {error}", [], {}
         rows = []

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from savg_hub.app.generate import SAMPLERS, GenerateView
 from savg_hub.app.score import CALIBRATION_LABELS, TABLE_HEADERS, EvaluatorOptions, ScoreView
 from savg_hub.data.hf_dataset import DatasetFolder, example_to_clip
 from savg_hub.data.visualize import draw_labels
@@ -64,6 +66,9 @@ def build_demo(
     workdir: str | Path | None = None,
     evaluator: Any | None = None,
     evaluator_options: EvaluatorOptions | None = None,
+    models: Sequence[str] | None = None,
+    pipelines: Mapping[str, Any] | None = None,
+    device: str = "cpu",
 ):
     """The app's ``gr.Blocks``.
 
@@ -73,12 +78,18 @@ def build_demo(
         evaluator: a ready Spatial AV-Align evaluator for the Score tab (e.g. tiny models in tests); by default
             one is built from ``evaluator_options`` on the first Score click and kept resident.
         evaluator_options: weights specs for that evaluator (default: the registry defaults).
+        models: extra pipeline specs for the Generate tab (saved pipeline folders, Hub repo ids), offered besides
+            the embedded default and ``savgbench`` (when their weights are present).
+        pipelines: ready pipelines by spec for the Generate tab (e.g. tiny ones in tests).
+        device: torch device for the Generate tab's pipelines.
     """
     import gradio as gr
 
     workdir = Path(workdir or tempfile.mkdtemp(prefix="savg-app-"))
     view = DatasetView(dataset, workdir)
     scorer = ScoreView(workdir / "score", evaluator=evaluator, options=evaluator_options, dataset=view.dataset)
+    generator = GenerateView(workdir / "generate", scorer=scorer, models=models or (), pipelines=pipelines,
+                             device=device)
     first_split = view.dataset.splits[0]
 
     def _select_split(split: str):
@@ -102,8 +113,53 @@ def build_demo(
         split.change(_select_split, inputs=split, outputs=clip)
         gr.on([clip.change, show_labels.change, demo.load], view.render, inputs=[split, clip, show_labels],
               outputs=[video, info])
+        _generate_tab(gr, generator)
         _score_tab(gr, scorer)
     return demo
+
+
+def _generate_tab(gr, generator_view: GenerateView) -> None:
+    """The "Generate" tab: one clip from a chosen model and seed, its Spatial AV-Align score and overlay video."""
+    choices = generator_view.model_choices()
+    with gr.Tab("Generate", id="generate-tab") as tab:
+        gr.Markdown("Sample a 5-s clip with stereo sound from a SAVGBench pipeline, then score it with Spatial "
+                    "AV-Align (the Score tab's models). The same model, seed, steps and sampler give the same clip.")
+        status = gr.Markdown(generator_view.status(), elem_id="generate-status")
+        with gr.Row():
+            model = gr.Dropdown(choices, value=choices[0][1] if choices else None, label="model",
+                                elem_id="generate-model", scale=3)
+            seed = gr.Number(value=0, precision=0, minimum=0, label="seed", elem_id="generate-seed", scale=1)
+            steps = gr.Number(value=25, precision=0, minimum=1, maximum=1000, label="steps",
+                              elem_id="generate-steps", scale=1)
+            sampler = gr.Dropdown(list(SAMPLERS), value="default", label="sampler", elem_id="generate-sampler",
+                                  scale=1)
+            button = gr.Button("Generate", variant="primary", elem_id="generate-button", scale=1)
+        with gr.Row():
+            with gr.Column():
+                video = gr.Video(label="generated clip with stereo audio", elem_id="generate-video",
+                                 interactive=False, loop=True)
+                info = gr.JSON(label="generation info", elem_id="generate-info")
+            with gr.Column():
+                score = gr.Markdown(elem_id="generate-score")
+                overlay = gr.Video(label="overlay: person boxes, SELD position with its ±40 px band (green hit, "
+                                         "red miss)", elem_id="generate-overlay", interactive=False, loop=True)
+
+        def _refresh(current):
+            options = generator_view.model_choices()
+            specs = [spec for _, spec in options]
+            value = current if current in specs else (specs[0] if specs else None)
+            return gr.Dropdown(choices=options, value=value), generator_view.status()
+
+        def _generate(spec, seed_value, steps_value, sampler_value):
+            path, details, text, overlay_path = generator_view.generate(spec, seed_value, steps_value, sampler_value)
+            if "error" in details:
+                note = f"**Cannot generate:** {details['error']}"
+            else:
+                note = f"Generated with `{details['pipeline']}` in {details['seconds']} s."
+            return path, details, text, overlay_path, note
+
+        tab.select(_refresh, inputs=model, outputs=[model, status])
+        button.click(_generate, inputs=[model, seed, steps, sampler], outputs=[video, info, score, overlay, status])
 
 
 def _score_tab(gr, scorer: ScoreView) -> None:
