@@ -11,8 +11,10 @@ from savg_hub.evaluation.frechet import fad_official, frechet_distance_official,
 from savg_hub.evaluation.fvd import I3DFeatureExtractor, official_uint8_round_trip
 from savg_hub.evaluation.quality import (
     QualityEvaluator,
+    WindowExcerpts,
     clip_content_id,
     official_audio_44k,
+    window_excerpts,
     window_video,
 )
 from savg_hub.evaluation.selection import VideoTiming, official_selection, window_audio
@@ -144,3 +146,43 @@ def test_feature_models_fall_back_to_labelled_stand_ins(tmp_path, monkeypatch):
     i3d, _, records = load_quality_models(i3d_weights=folder)
     assert records[0].source == "user" and records[0].sha256 and i3d.model.config.width_divisor == 16
     assert records[1].source == "stand-in"
+
+
+def test_window_excerpts_keep_frames_once_per_clip_and_gather_like_a_stacked_array():
+    clips = {0: _clip(0, "a"), 3: _clip(1, "b")}
+    timings = [VideoTiming(name, 20, 4.0) for name in ("a", "x", "y", "b")]
+    windows = [w for w in official_selection(timings, timings, 40)[0] if w.video_index in clips][:12]
+    excerpts = window_excerpts(clips, windows)
+    stacked = np.stack([window_video(clips[w.video_index], w) for w in windows])
+    assert len(excerpts.frames) == len({w.video_index for w in windows}) <= 2
+    assert np.array_equal(excerpts.videos, stacked)
+    batches = [batch.copy() for batch in excerpts.video_batches(5)]
+    assert [len(b) for b in batches] == [5, 5, 2] and np.array_equal(np.concatenate(batches), stacked)
+
+    part = excerpts[5:7]  # keeps only the frames its rows use
+    assert np.array_equal(part.videos, stacked[5:7]) and part.labels == excerpts.labels[5:7]
+    assert len(part.frames) == len({excerpts.rows[i][0] for i in (5, 6)})
+    joined = WindowExcerpts.concatenate([excerpts[i : i + 1] for i in range(len(excerpts))])
+    assert np.array_equal(joined.videos, stacked) and np.array_equal(joined.audio, excerpts.audio)
+    assert len(joined.frames) == len(excerpts.frames)  # one-row parts of a clip share its frames
+    assert len(window_excerpts(clips, [])) == 0 and window_excerpts(clips, []).videos.shape[0] == 0
+
+
+def test_feature_cache_key_is_the_digest_of_the_stacked_windows(extractors, tmp_path):
+    import hashlib
+    import json
+
+    i3d, audioclip = extractors
+    clips = [_clip(0, "a"), _clip(1, "b")]
+    windows = official_selection([VideoTiming(c.clip_id, 20, 4.0) for c in clips],
+                                 [VideoTiming(c.clip_id, 20, 4.0) for c in clips], NUM)[0]
+    excerpts = window_excerpts(clips, windows)
+    evaluator = QualityEvaluator(i3d, audioclip, num_samples=NUM, cache_dir=tmp_path, weights_id="tiny")
+    digest = hashlib.sha256()  # keys written before the frames were kept per clip stay valid
+    digest.update(json.dumps({"version": 1, "weights": "tiny", "mode": "official", "batch": [NUM, 8]},
+                             sort_keys=True).encode())
+    digest.update(np.ascontiguousarray(excerpts.videos).tobytes())
+    digest.update(np.ascontiguousarray(excerpts.audio).tobytes())
+    assert evaluator._cache_key(excerpts) == digest.hexdigest()
+    features = evaluator.compute_features(excerpts)
+    assert np.array_equal(features.i3d, i3d.logits(excerpts.videos))

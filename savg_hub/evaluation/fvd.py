@@ -63,9 +63,18 @@ def official_uint8_round_trip(video: torch.Tensor | np.ndarray) -> torch.Tensor:
     """
     tensor = _as_uint8_tensor(video, "video")
     values = torch.arange(256, dtype=torch.uint8)
-    table = ((values.float() / 127.5 - 1 + 1) * 127.5).clamp(0, 255).to(torch.uint8).to(tensor.device)
+    table = ((values.float() / 127.5 - 1 + 1) * 127.5).clamp(0, 255).to(torch.uint8)
     flat = tensor.reshape(-1)
     out = torch.empty_like(flat)
+    if tensor.device.type == "cpu":  # OpenCV's table lookup: no index temporaries, ~20x faster than indexing
+        import cv2
+
+        lut, source, target = table.numpy(), flat.numpy(), out.numpy()
+        for start in range(0, flat.numel(), _LOOKUP_CHUNK):
+            stop = min(start + _LOOKUP_CHUNK, flat.numel())
+            target[start:stop] = cv2.LUT(source[start:stop].reshape(-1, 1), lut).reshape(-1)
+        return out.reshape(tensor.shape)
+    table = table.to(tensor.device)
     for start in range(0, flat.numel(), _LOOKUP_CHUNK):  # bounded int64 index temporaries
         out[start : start + _LOOKUP_CHUNK] = table[flat[start : start + _LOOKUP_CHUNK].long()]
     return out.reshape(tensor.shape)
@@ -74,7 +83,7 @@ def official_uint8_round_trip(video: torch.Tensor | np.ndarray) -> torch.Tensor:
 def _preprocess_clips(frames: torch.Tensor, resolution: int) -> torch.Tensor:
     """``(B, T, C, H, W)`` uint8 -> ``(B, C, T, res, res)`` float32 in [-1, 1], the official operations."""
     batch, num_frames, channels, height, width = frames.shape
-    video = frames.reshape(batch * num_frames, channels, height, width).float() / 255.0
+    video = frames.reshape(batch * num_frames, channels, height, width).float().div_(255.0)
     scale = resolution / min(height, width)
     if height < width:
         target_size = (resolution, math.ceil(width * scale))
@@ -87,8 +96,7 @@ def _preprocess_clips(frames: torch.Tensor, resolution: int) -> torch.Tensor:
     video = video[:, :, top : top + resolution, left : left + resolution]
     video = video.reshape(batch, num_frames, channels, resolution, resolution)
     video = video.permute(0, 2, 1, 3, 4).contiguous()
-    video -= 0.5
-    return video * 2
+    return video.sub_(0.5).mul_(2)  # in place: the same float32 operations without two more copies
 
 
 def preprocess_fvd(

@@ -24,7 +24,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -95,19 +95,38 @@ def window_video(clip: Clip, window: OfficialWindow) -> np.ndarray:
     return official_uint8_round_trip(frames).numpy()
 
 
+def _round_tripped_frames(clip: Clip) -> np.ndarray:
+    """A clip's frames after the official uint8 round trip, uint8 ``(T, 3, 256, 256)`` (an elementwise map, so
+    applying it once per clip equals applying it to every window's frames)."""
+    video = np.asarray(clip.video)
+    if video.ndim != 4 or video.shape[1:] != (256, 256, 3):
+        raise ValueError(f"clip {clip.clip_id!r}: frames must be (T, 256, 256, 3), got {video.shape}")
+    frames = torch.from_numpy(np.ascontiguousarray(video)).permute(0, 3, 1, 2).contiguous()
+    return official_uint8_round_trip(frames).numpy()
+
+
 @dataclass
 class WindowExcerpts:
     """What the feature networks see of the selected windows, in selection order.
 
+    The frames are kept once per source clip (windows of a clip overlap, and 96 windows would take 377 MB);
+    :attr:`videos` and :meth:`video_batches` gather the windows' frames when needed.
+
     Attributes:
-        videos: uint8 ``(N, 20, 3, 256, 256)`` frames after the official uint8 round trip.
+        frames: uint8 ``(T, 3, 256, 256)`` frames of each source clip after the official uint8 round trip.
+        rows: ``(index into frames, source frame indices (20,))`` of each window.
         audio: float64 ``(N, 2, 80000)`` 44.1-kHz 16-bit-level stereo excerpts.
         labels: ``[(clip_id, window_index)]`` of each row.
     """
 
-    videos: np.ndarray
+    frames: list[np.ndarray]
+    rows: list[tuple[int, np.ndarray]]
     audio: np.ndarray
     labels: list[tuple[str, int]]
+
+    @classmethod
+    def empty(cls) -> "WindowExcerpts":
+        return cls([], [], np.zeros((0, 2, 80_000)), [])
 
     @property
     def num_silent(self) -> int:
@@ -117,30 +136,75 @@ class WindowExcerpts:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def _gather(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
+        rows = self.rows[start:stop]
+        if not rows:
+            return np.zeros((0, 20, 3, 256, 256), np.uint8)
+        first = self.frames[rows[0][0]]
+        shape = (len(rows), len(rows[0][1]), *first.shape[1:])
+        out = np.empty(shape, np.uint8) if out is None or out.shape != shape else out
+        for row, (clip, indices) in enumerate(rows):
+            np.take(self.frames[clip], indices, axis=0, out=out[row])
+        return out
+
+    @property
+    def videos(self) -> np.ndarray:
+        """uint8 ``(N, 20, 3, 256, 256)``: every window's frames (a new array)."""
+        return self._gather(0, len(self.rows))
+
+    def video_batches(self, batch_size: int) -> Iterator[np.ndarray]:
+        """The windows' frames in consecutive batches of ``batch_size`` (the last may be smaller), uint8
+        ``(B, 20, 3, 256, 256)``. One buffer is reused: copy a batch to keep it past the next one."""
+        buffer = None
+        for start in range(0, len(self.rows), batch_size):
+            buffer = self._gather(start, start + batch_size, buffer)
+            yield buffer
+
     def __getitem__(self, index: slice) -> "WindowExcerpts":
-        return WindowExcerpts(self.videos[index], self.audio[index], self.labels[index])
+        rows = self.rows[index]
+        used = sorted({clip for clip, _ in rows})  # keep only the frames these rows need (cheap to pickle)
+        remap = {clip: new for new, clip in enumerate(used)}
+        return WindowExcerpts([self.frames[c] for c in used], [(remap[c], i) for c, i in rows],
+                              self.audio[index], self.labels[index])
 
     @staticmethod
     def concatenate(parts: Sequence["WindowExcerpts"]) -> "WindowExcerpts":
-        return WindowExcerpts(np.concatenate([p.videos for p in parts]), np.concatenate([p.audio for p in parts]),
-                              [label for p in parts for label in p.labels])
+        frames: list[np.ndarray] = []
+        slots: dict[int, int] = {}  # id(array) -> position: parts cut from one clip share its frames
+        rows: list[tuple[int, np.ndarray]] = []
+        for part in parts:
+            for clip, indices in part.rows:
+                array = part.frames[clip]
+                if id(array) not in slots:
+                    slots[id(array)] = len(frames)
+                    frames.append(array)
+                rows.append((slots[id(array)], indices))
+        audio = (np.concatenate([p.audio for p in parts]) if parts else np.zeros((0, 2, 80_000)))
+        return WindowExcerpts(frames, rows, audio, [label for p in parts for label in p.labels])
 
 
 def window_excerpts(clips: Sequence[Clip] | dict[int, Clip], windows: Sequence[OfficialWindow]) -> WindowExcerpts:
     """Cut the selected windows out of decoded clips (``clips[w.video_index]``; a dict may hold only the clips
-    that have windows). Each clip's audio is resampled once."""
+    that have windows). Each clip's frames are round-tripped and its audio resampled once."""
+    slots: dict[int, int] = {}
+    frames: list[np.ndarray] = []
     audio_cache: dict[int, np.ndarray] = {}
-    videos, audios, labels = [], [], []
+    rows, audios, labels = [], [], []
     for w in windows:
         clip = clips[w.video_index]
-        videos.append(window_video(clip, w))
-        if w.video_index not in audio_cache:
+        if w.video_index not in slots:
+            slots[w.video_index] = len(frames)
+            frames.append(_round_tripped_frames(clip))
             audio_cache[w.video_index] = official_audio_44k(clip)
+        if w.source_frames.max() >= frames[slots[w.video_index]].shape[0]:
+            raise ValueError(f"clip {clip.clip_id!r}: window needs frame {w.source_frames.max()}, "
+                             f"the clip has {frames[slots[w.video_index]].shape[0]}")
+        rows.append((slots[w.video_index], np.asarray(w.source_frames)))
         audios.append(window_audio(audio_cache[w.video_index], w))
         labels.append((clip.clip_id or str(w.video_index), w.window_index))
     if not windows:
-        return WindowExcerpts(np.zeros((0, 20, 3, 256, 256), np.uint8), np.zeros((0, 2, 80_000)), [])
-    return WindowExcerpts(np.stack(videos), np.stack(audios), labels)
+        return WindowExcerpts.empty()
+    return WindowExcerpts(frames, rows, np.stack(audios), labels)
 
 
 @dataclass
@@ -260,8 +324,9 @@ class QualityEvaluator:
         record = {"version": FEATURE_CACHE_VERSION, "weights": self.weights_id, "mode": self.audioclip.mode,
                   "batch": [self.i3d.batch_size, self.audioclip.batch_size]}
         digest.update(json.dumps(record, sort_keys=True).encode())
-        digest.update(np.ascontiguousarray(excerpts.videos).tobytes())
-        digest.update(np.ascontiguousarray(excerpts.audio).tobytes())
+        for batch in excerpts.video_batches(self.i3d.batch_size):  # the same digest as the stacked array's bytes
+            digest.update(memoryview(batch).cast("B"))
+        digest.update(memoryview(np.ascontiguousarray(excerpts.audio)).cast("B"))
         return digest.hexdigest()
 
     def cached_features(self, excerpts: WindowExcerpts) -> SetFeatures | None:
@@ -293,7 +358,9 @@ class QualityEvaluator:
         if excerpts.num_silent:
             logger.warning("%d selected windows have all-zero audio (the official code stops on them)",
                            excerpts.num_silent)
-        i3d = self.i3d.logits(excerpts.videos)
+        # Batch by batch, as logits() batches a stacked array (identical features, no (N, 20, 3, 256, 256) copy).
+        parts = [self.i3d.logits(batch) for batch in excerpts.video_batches(self.i3d.batch_size)]
+        i3d = np.concatenate(parts) if parts else self.i3d.logits(np.zeros((0, 20, 3, 256, 256), np.uint8))
         audioclip = self.audioclip.embed(np.clip(excerpts.audio, -1.0, 1.0), OFFICIAL_AUDIO_RATE)
         return SetFeatures(i3d, audioclip, list(excerpts.labels), excerpts.num_silent, False)
 

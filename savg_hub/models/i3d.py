@@ -57,14 +57,18 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def _pad_same(hidden: torch.Tensor, kernel: Sequence[int], stride: Sequence[int]) -> torch.Tensor:
-    """Zero-pad a ``(N, C, T, H, W)`` map so that a valid convolution/pooling gives ``ceil(size/stride)``."""
-    pads: list[int] = []
-    for axis in (4, 3, 2):  # F.pad lists the last axis first
-        pads.extend(_same_padding(hidden.shape[axis], kernel[axis - 2], stride[axis - 2]))
-    if not any(pads):
-        return hidden
-    return F.pad(hidden, pads)
+def _split_same(hidden: torch.Tensor, kernel: Sequence[int], stride: Sequence[int]
+                ) -> tuple[torch.Tensor, tuple[int, int, int]]:
+    """TF "SAME" padding of a ``(N, C, T, H, W)`` map as ``(explicitly padded map, symmetric padding left)``.
+
+    Axes padded equally on both sides are left to the operator's own zero padding (no copy of the map); only an
+    asymmetric axis (the odd pixel at the back) is padded with ``F.pad``, and then all of them are.
+    """
+    per_axis = [_same_padding(hidden.shape[axis], kernel[axis - 2], stride[axis - 2]) for axis in (2, 3, 4)]
+    if all(front == back for front, back in per_axis):
+        return hidden, tuple(front for front, _ in per_axis)
+    pads = [p for front_back in reversed(per_axis) for p in front_back]  # F.pad lists the last axis first
+    return F.pad(hidden, pads), (0, 0, 0)
 
 
 class I3DUnit3D(nn.Module):
@@ -103,7 +107,8 @@ class I3DUnit3D(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """``(N, C_in, T, H, W)`` -> ``(N, C_out, ceil(T/s_t), ceil(H/s_h), ceil(W/s_w))``."""
-        hidden = self.conv3d(_pad_same(hidden, self.kernel_size, self.stride))
+        hidden, padding = _split_same(hidden, self.kernel_size, self.stride)
+        hidden = F.conv3d(hidden, self.conv3d.weight, self.conv3d.bias, self.stride, padding)
         if self.bn is not None:
             hidden = self.bn(hidden)
         if self.activation:
@@ -126,7 +131,10 @@ class I3DMaxPool3dSame(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """``(N, C, T, H, W)`` -> ``(N, C, ceil(T/s_t), ceil(H/s_h), ceil(W/s_w))``."""
-        return F.max_pool3d(_pad_same(hidden, self.kernel_size, self.stride), self.kernel_size, self.stride)
+        # The pooling's own padding is -inf, not zero; equal here because every window holds at least one real
+        # value and the inputs are >= 0.
+        hidden, padding = _split_same(hidden, self.kernel_size, self.stride)
+        return F.max_pool3d(hidden, self.kernel_size, self.stride, padding)
 
 
 class I3DInceptionBlock(nn.Module):
