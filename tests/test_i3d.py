@@ -265,3 +265,16 @@ def test_width_divisor_gives_a_small_stand_in_with_the_same_layout():
     assert logits.shape == (2, 400)
     with pytest.raises(ValueError, match="width_divisor"):
         InceptionI3DModel(width_divisor=0)
+
+
+@pytest.mark.parametrize("kernel,stride,shape", [((3, 3, 3), (1, 1, 1), (2, 3, 5, 9, 8)),
+                                                 ((1, 3, 3), (1, 2, 2), (2, 3, 4, 11, 12)),
+                                                 ((2, 2, 2), (2, 2, 2), (1, 2, 5, 7, 6))])
+def test_same_max_pool_equals_zero_padded_3d_pooling(kernel, stride, shape):
+    """The separable / operator-padded pooling gives exactly the reference's F.pad(zeros) + max_pool3d."""
+    from savg_hub.models.i3d import I3DMaxPool3dSame, _same_padding
+
+    x = torch.rand(shape)  # non-negative, as the ReLU outputs the network pools
+    pads = [p for axis in (4, 3, 2) for p in _same_padding(shape[axis], kernel[axis - 2], stride[axis - 2])]
+    expected = torch.nn.functional.max_pool3d(torch.nn.functional.pad(x, pads), kernel, stride)
+    assert torch.equal(I3DMaxPool3dSame(kernel, stride)(x), expected)

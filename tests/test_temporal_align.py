@@ -154,6 +154,17 @@ def test_local_maxima_are_strict_and_skip_the_ends():
     assert curve.shape == (3,) and curve[0] == curve[1]
 
 
+def test_motion_curve_is_the_same_on_one_or_several_threads():
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (64, 64), dtype=np.uint8)
+    gray = np.stack([np.roll(base, (i * 3) % 7, axis=1) for i in range(9)])
+    one = motion_curve(gray, threads=1)
+    for threads in (2, 3, None):
+        # OpenCV parallelises inside a call only when called from one thread: the sums differ at ~1e-10
+        np.testing.assert_allclose(motion_curve(gray, threads=threads), one, rtol=1e-8, atol=1e-12)
+    assert one.shape == (9,) and one[0] == one[1] and one[1:].max() > 0.5
+
+
 def test_official_iou_rule():
     fps = 4.0
     # open interval: exactly 1/fps away does not count

@@ -61,6 +61,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                          "int16 level (not comparable with published numbers)")
     ev.add_argument("--no-stand-in", action="store_true",
                     help="fail instead of using random-init I3D/AudioCLIP stand-ins when their weights are missing")
+    ev.add_argument("--no-feature-cache", action="store_true",
+                    help="compute the reference set's I3D/AudioCLIP features again instead of reusing the cache")
     ev.add_argument("--whole-clip", action="store_true",
                     help="also whole-clip FVD/KVD/FAD (+ mid/side FAD) over all clips with bootstrap intervals")
     ev.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="bootstrap replicates (default 1000)")
@@ -176,6 +178,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         detector_batch_size=args.detector_batch_size, audioclip_mode=args.audioclip_mode,
         allow_stand_in=not args.no_stand_in, whole_clip=args.whole_clip, num_resamples=args.bootstrap,
         visualize_dir=str(args.out / "visualize") if args.visualize else None,
+        feature_cache=not args.no_feature_cache,
     )
     if args.reference is not None and not config.quality:
         raise ValueError(f"--reference is only used by fvd, kvd and fad, and --metrics {args.metrics} has none; "

@@ -104,6 +104,8 @@ class SuiteConfig:
         whole_clip: also compute the whole-clip FVD/KVD/FAD variants with bootstrap intervals.
         num_resamples: bootstrap replicates.
         visualize_dir: write Spatial AV-Align overlay videos here.
+        feature_cache: reuse / store the reference set's I3D and AudioCLIP features on disk (keyed by the bytes of
+            its selected windows and the weights; ``$SAVG_HOME/cache/quality``).
     """
 
     metrics: tuple[str, ...] = METRICS
@@ -125,6 +127,7 @@ class SuiteConfig:
     whole_clip: bool = False
     num_resamples: int = 1000
     visualize_dir: str | None = None
+    feature_cache: bool = True
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.metrics if m not in METRICS]
@@ -182,7 +185,7 @@ class SuiteModels:
                 config.i3d_weights, config.audioclip_weights, device=config.device,
                 audioclip_mode=config.audioclip_mode, allow_stand_in=config.allow_stand_in)
             quality = QualityEvaluator(i3d, audioclip, num_samples=config.num_samples, seed=config.seed,
-                                       weights_id=weights_id(records))
+                                       weights_id=weights_id(records), use_cache=config.feature_cache)
         return cls(spatial, quality, config.temporal, records)
 
     @property
@@ -261,7 +264,10 @@ def _worker_init(config: SuiteConfig) -> None:
     import torch
 
     if config.threads is not None:
+        import cv2
+
         torch.set_num_threads(config.threads)
+        cv2.setNumThreads(config.threads)  # also the Farnebäck threads of Temporal AV-Align
     _WORKER["config"] = config
     _WORKER["models"] = SuiteModels.from_config(config)
     _WORKER["sources"] = {}
@@ -442,9 +448,11 @@ def evaluate_suite(
     if processes > 1 and config.threads is None:
         config = replace(config, threads=max(1, (os.cpu_count() or 1) // processes))
     if processes == 1 and config.threads is not None:
+        import cv2
         import torch
 
         torch.set_num_threads(config.threads)
+        cv2.setNumThreads(config.threads)
     started = time.perf_counter()
     gen = _open(generated, generated_split, workers)
     ref = _open(reference, reference_split, workers) if reference is not None and config.quality else None

@@ -134,7 +134,22 @@ class I3DMaxPool3dSame(nn.Module):
         # The pooling's own padding is -inf, not zero; equal here because every window holds at least one real
         # value and the inputs are >= 0.
         hidden, padding = _split_same(hidden, self.kernel_size, self.stride)
-        return F.max_pool3d(hidden, self.kernel_size, self.stride, padding)
+        (kt, kh, kw), (st, sh, sw), (pt, ph, pw) = self.kernel_size, self.stride, padding
+        if st != 1:
+            return F.max_pool3d(hidden, self.kernel_size, self.stride, padding)
+        # Stride 1 in time: the max is separable, and PyTorch's 2-D pooling is much faster than its 3-D one
+        # (same values: a max is exact in any order).
+        n, c, t = hidden.shape[:3]
+        pooled = F.max_pool2d(hidden.flatten(1, 2), (kh, kw), (sh, sw), (ph, pw)).unflatten(1, (c, t))
+        if kt == 1:
+            return pooled
+        if pt:
+            pooled = F.pad(pooled, (0, 0, 0, 0, pt, pt), value=float("-inf"))
+        length = pooled.shape[2] - kt + 1
+        out = pooled[:, :, :length]
+        for offset in range(1, kt):
+            out = torch.maximum(out, pooled[:, :, offset : offset + length])
+        return out
 
 
 class I3DInceptionBlock(nn.Module):
