@@ -15,7 +15,11 @@ Paths, each measured in fresh processes (peak RSS = the largest ``ru_maxrss`` of
   detection, one seeked frame per forward, then (3) the matcher on the CSV folders -- the sequential path of
   ``benchmarks/spatial_av_align.py``; (4) FVD/KVD/FAD: each selected 2-s window decoded from its file again (as
   torchvision's ``VideoClips`` and moviepy do per window), features in batches of 8; (5) Temporal AV-Align: each
-  clip decoded again, frames with OpenCV and audio on its own, as the release's script.
+  clip decoded again, frames with OpenCV and audio on its own, as the release's script. Audio decoding
+  (``--decoders``): ``official`` (default) starts an ``ffmpeg`` process for each clip's audio (SELD, Temporal)
+  and for each window's audio (FAD), as the release's librosa -> audioread and moviepy loaders do; it reads the
+  same lossless samples, so only the cost differs. ``in-process`` uses the toolkit's reader instead (no
+  process start-ups), the lower bound of the per-metric path.
 
 Both paths compute the same numbers (the table's last columns show them side by side). Calibration controls are
 off in both (the release has none). Weights: the embedded SELD / detector defaults when present (else
@@ -59,7 +63,7 @@ def child_single(generated: str, reference: str, count: int, models: dict, threa
 
     started = time.perf_counter()
     config = SuiteConfig(seld_weights=models["seld"], detector=models["detector"],
-                         detector_weights=models["detector_weights"], calibration=False,
+                         detector_weights=models["detector_weights"], calibration=False, feature_cache=False,
                          threads=None if processes == 1 else max(1, (os.cpu_count() or 1) // processes))
     report = evaluate_suite(_paths(generated, count), _paths(reference, count), config, processes=processes)
     seconds = time.perf_counter() - started
@@ -70,8 +74,10 @@ def child_single(generated: str, reference: str, count: int, models: dict, threa
             "weights": [f"{w.role}: {w.source}" for w in report.weights]}
 
 
-def child_quality(generated: str, reference: str, count: int, threads: int) -> dict:
-    """The official FVD/KVD/FAD stage: models loaded, each selected window decoded from its file again."""
+def child_quality(generated: str, reference: str, count: int, threads: int, decoders: str = "in-process") -> dict:
+    """The official FVD/KVD/FAD stage: models loaded, each selected window decoded from its file again (frames
+    with PyAV as torchvision's ``VideoClips``, audio as :func:`spatial_av_align.read_audio` with ``decoders``:
+    moviepy starts one ffmpeg process per window)."""
     spatial_bench._setup_child(threads)
     from savg_hub.evaluation.quality import (
         QualityEvaluator,
@@ -81,7 +87,7 @@ def child_quality(generated: str, reference: str, count: int, threads: int) -> d
         window_excerpts,
     )
     from savg_hub.evaluation.selection import VideoTiming, official_selection
-    from savg_hub.media.clip import read_clip
+    from savg_hub.media.clip import Clip, read_clip
 
     started = time.perf_counter()
     i3d, audioclip, records = load_quality_models()
@@ -93,7 +99,11 @@ def child_quality(generated: str, reference: str, count: int, threads: int) -> d
     def features(paths, windows):
         parts = []
         for window in windows:  # one decode per window, as the official per-window loader
-            clip = read_clip(paths[window.video_index])
+            path = paths[window.video_index]
+            clip = read_clip(path)
+            if decoders == "official":
+                audio = spatial_bench.read_audio(path, decoders)
+                clip = Clip(clip.video, audio, clip.fps, clip.sample_rate, clip_id=clip.clip_id)
             parts.append(window_excerpts({window.video_index: clip}, [window]))
         return evaluator.compute_features(WindowExcerpts.concatenate(parts))
 
@@ -102,12 +112,12 @@ def child_quality(generated: str, reference: str, count: int, threads: int) -> d
             "kvd": result.kvd, "fad": result.fad, "weights": [f"{r.role}: {r.source}" for r in records]}
 
 
-def child_temporal(generated: str, count: int, threads: int) -> dict:
-    """The official Temporal AV-Align stage: frames read with OpenCV, audio read on its own, per clip."""
+def child_temporal(generated: str, count: int, threads: int, decoders: str = "in-process") -> dict:
+    """The official Temporal AV-Align stage: frames read with OpenCV, audio read on its own (as
+    :func:`spatial_av_align.read_audio` with ``decoders``), per clip."""
     spatial_bench._setup_child(threads)
     import cv2
 
-    from savg_hub.evaluation.clips import read_audio_clip
     from savg_hub.evaluation.temporal import temporal_av_align
 
     started = time.perf_counter()
@@ -122,8 +132,8 @@ def child_temporal(generated: str, count: int, threads: int) -> dict:
                     break
                 frames.append(frame[:, :, ::-1])
             capture.release()
-            audio = read_audio_clip(path)
-            yield path.stem, np.ascontiguousarray(np.stack(frames)), fps, audio.audio, audio.sample_rate
+            audio = spatial_bench.read_audio(path, decoders)
+            yield path.stem, np.ascontiguousarray(np.stack(frames)), fps, audio, 16_000
 
     result = temporal_av_align(clips())
     return {"seconds": time.perf_counter() - started, "peak_rss_mb": spatial_bench._rss_mb(),
@@ -156,6 +166,10 @@ def main() -> None:
                         help="SELD / detector weights (see benchmarks/spatial_av_align.py)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads per process (0 = torch default)")
     parser.add_argument("--processes", type=int, default=1, help="also time the single pass with N processes")
+    parser.add_argument("--decoders", choices=("official", "in-process"), default="official",
+                        help="audio decoding of the per-metric path: official = a fresh ffmpeg process per clip "
+                             "(per window for FAD), as the release's librosa/audioread and moviepy; in-process = "
+                             "the toolkit's reader (default: official)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, help="keep clips/models/CSVs here (default: a temp folder)")
     args = parser.parse_args()
@@ -193,9 +207,10 @@ def main() -> None:
         sharded = _run_child("child_single", str(generated), str(reference), count, models, args.threads,
                              args.processes)
         rows.append((f"single pass, {args.processes} processes", sharded))
-    seq = _run_child("child_sequential", str(generated), count, models, args.threads, str(work / "csv"))
-    quality = _run_child("child_quality", str(generated), str(reference), count, args.threads)
-    temporal = _run_child("child_temporal", str(generated), count, args.threads)
+    seq = _run_child("child_sequential", str(generated), count, models, args.threads, str(work / "csv"),
+                     args.decoders)
+    quality = _run_child("child_quality", str(generated), str(reference), count, args.threads, args.decoders)
+    temporal = _run_child("child_temporal", str(generated), count, args.threads, args.decoders)
     stages = [seq, quality, temporal]
     per_metric = {
         "process_seconds": sum(s["process_seconds"] for s in stages),
@@ -204,18 +219,18 @@ def main() -> None:
         "num_tp": seq["num_tp"], "num_fn": seq["num_fn"], "fvd": quality["fvd"], "kvd": quality["kvd"],
         "fad": quality["fad"], "temporal": temporal["temporal"],
     }
-    rows.append(("per metric (official layout)", per_metric))
+    rows.append((f"per metric ({args.decoders} decoders)", per_metric))
 
     print(f"\nfeature weights: {', '.join(single['weights'][-2:])}")
     base = per_metric["process_seconds"]
     header = (f"{'path':<31}{'clips':>6}{'wall s':>9}{'clips/s':>9}{'peak RSS MB':>13}{'speed-up':>10}"
-              f"{'TP/FN':>12}{'FVD':>11}{'KVD':>9}{'FAD':>9}{'Temporal':>10}")
+              f"{'TP/FN':>12}{'FVD':>11}{'KVD':>10}{'FAD':>12}{'Temporal':>10}")
     print(header)
     print("-" * len(header))
     for name, row in rows:
         wall = row["process_seconds"]
         print(f"{name:<31}{count:>6}{wall:>9.1f}{count / wall:>9.2f}{row['peak_rss_mb']:>13.0f}{base / wall:>9.2f}x"
-              f"{row['num_tp']:>6}/{row['num_fn']:<5}{row['fvd']:>11.3f}{row['kvd']:>9.4f}{row['fad']:>9.4f}"
+              f"{row['num_tp']:>6}/{row['num_fn']:<5}{row['fvd']:>11.3f}{row['kvd']:>10.4f}{row['fad']:>12.4f}"
               f"{(row['temporal'] or float('nan')):>10.4f}")
     print(f"\nper-metric stages (wall s incl. start-up): SELD+detection+matcher {seq['process_seconds']:.1f}, "
           f"FVD/KVD/FAD {quality['process_seconds']:.1f}, Temporal {temporal['process_seconds']:.1f}")

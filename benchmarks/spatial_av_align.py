@@ -123,6 +123,39 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def read_audio_subprocess(path: str | Path) -> np.ndarray:
+    """A clip's stereo audio decoded by a fresh ``ffmpeg`` process, as the release's loaders decode it (librosa ->
+    audioread -> ffmpeg for SELD and Temporal AV-Align, moviepy -> ffmpeg for FAD: one process per call).
+
+    Reads the same source as :func:`~savg_hub.evaluation.clips.read_audio_clip` (the lossless sidecar when there
+    is one) as float32 at 16 kHz (the clips' rate, so nothing is resampled): the same samples, only the decoding
+    cost differs. Returns float32 ``(2, 80000)``.
+    """
+    import subprocess
+
+    from savg_hub.media.clip import SVGSA24_CLIP, find_sidecar
+
+    path = Path(path)
+    source = find_sidecar(path) or path
+    out = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(source), "-map", "0:a:0", "-ac", "2",
+                          "-ar", str(SVGSA24_CLIP.sample_rate), "-f", "f32le", "-acodec", "pcm_f32le", "-"],
+                         capture_output=True, check=True)
+    audio = np.frombuffer(out.stdout, dtype="<f4").reshape(-1, 2).T
+    if audio.shape[1] < SVGSA24_CLIP.num_samples:
+        raise ValueError(f"{path}: ffmpeg decoded {audio.shape[1]} samples; expected {SVGSA24_CLIP.num_samples}")
+    return np.ascontiguousarray(audio[:, : SVGSA24_CLIP.num_samples])
+
+
+def read_audio(path: Path, decoders: str) -> np.ndarray:
+    """Stereo float32 ``(2, 80000)`` audio of a clip: ``decoders="official"`` through an ffmpeg process per call
+    (:func:`read_audio_subprocess`), ``"in-process"`` with the toolkit's reader."""
+    if decoders == "official":
+        return read_audio_subprocess(path)
+    from savg_hub.evaluation.clips import read_audio_clip
+
+    return read_audio_clip(path).audio
+
+
 def _clip_paths(folder: str, count: int) -> list[Path]:
     return sorted(Path(folder).glob("*.mp4"))[:count]
 
@@ -202,12 +235,13 @@ def _sequential_seld_rows(model, audio: np.ndarray) -> np.ndarray:
     return rows
 
 
-def child_sequential(folder: str, count: int, models: dict, threads: int, work: str) -> dict:
-    """The official three-stage layout, one clip (and, for detection, one frame) at a time."""
+def child_sequential(folder: str, count: int, models: dict, threads: int, work: str,
+                     decoders: str = "in-process") -> dict:
+    """The official three-stage layout, one clip (and, for detection, one frame) at a time; SELD audio decoded
+    as :func:`read_audio` with ``decoders``."""
     _setup_child(threads)
     import cv2
 
-    from savg_hub.evaluation.clips import read_audio_clip
     from savg_hub.evaluation.csv_io import write_detection_csv, write_seld_csv
     from savg_hub.evaluation.spatial import spatial_av_align_from_csv
     from savg_hub.evaluation.spatial_eval import load_person_detector, load_seld
@@ -220,7 +254,7 @@ def child_sequential(folder: str, count: int, models: dict, threads: int, work: 
     model = seld.model
     stage = {}
     for path in paths:
-        audio = read_audio_clip(path).audio
+        audio = read_audio(path, decoders)
         write_seld_csv(seld_dir / f"{path.stem}.csv", _sequential_seld_rows(model, audio))
     stage["seld"] = time.perf_counter() - started
     # stage 2: detection (object_detection_svg_infer): model loaded once, every frame seeked, read, detected alone
