@@ -54,6 +54,8 @@ class WeightsEntry:
         sha256_prefix: known prefix of the official file's sha256 (OpenMMLab names carry 8 hex digits), if any.
         hub_repo: Hub repo id of the converted weights.
         hub_revision: pinned revision of ``hub_repo``.
+        hub_subfolder: folder of the model inside ``hub_repo`` (the diffusion models' repos are pipeline repos:
+            ``unet/``), also looked up in a local pipeline folder given as the spec.
         embedded: folder (or file, for Ultralytics) under ``savg_hub/assets/weights`` shipped with the package.
         licence: licence of the weights.
     """
@@ -68,6 +70,7 @@ class WeightsEntry:
     sha256_prefix: str | None = None
     hub_repo: str | None = None
     hub_revision: str = "main"
+    hub_subfolder: str | None = None
     embedded: str | None = None
     licence: str = "unknown"
 
@@ -131,6 +134,7 @@ REGISTRY: dict[str, WeightsEntry] = {
             official_filename="model330011.pt",
             official_source=_SAVGBENCH_ZIP,
             hub_repo="savg-hub/savgbench-stereo-mm-diffusion",
+            hub_subfolder="unet",
             licence="see the SAVGBench repository (SonyResearch/SAVGBench)",
         ),
         WeightsEntry(
@@ -142,6 +146,7 @@ REGISTRY: dict[str, WeightsEntry] = {
             official_filename="model_SR_mmdiff_120000.pt",
             official_source=_SAVGBENCH_ZIP,
             hub_repo="savg-hub/savgbench-sr-64-256",
+            hub_subfolder="unet",
             licence="see the SAVGBench repository (SonyResearch/SAVGBench)",
         ),
         WeightsEntry(
@@ -261,6 +266,26 @@ def import_official(source: str | os.PathLike, *, progress: bool = True) -> list
     return converted
 
 
+#: ``{kind: {pipeline class: component folder}}`` of the pipelines that hold models of the registry's kinds
+_PIPELINE_COMPONENTS = {
+    "mm-diffusion": {"StereoMMDiffusionPipeline": "unet", "SAVGBenchJointPipeline": "unet"},
+    "sr-unet": {"SuperResolutionPipeline": "unet", "SAVGBenchJointPipeline": "sr_unet"},
+}
+
+
+def _pipeline_subfolder(folder: Path, kind: str) -> str | None:
+    """The component folder of ``kind`` inside a saved pipeline folder, or ``None``."""
+    import json
+
+    name = json.loads((folder / "model_index.json").read_text()).get("_class_name")
+    if isinstance(name, (list, tuple)):
+        name = name[-1]
+    sub = _PIPELINE_COMPONENTS.get(kind, {}).get(name)
+    if sub is None or not (folder / sub / "config.json").is_file():
+        return None
+    return sub
+
+
 def resolve_weights(spec: str | os.PathLike, kind: str) -> Path:
     """A loadable folder (or, for Ultralytics, a ``.pt`` file) for a weights spec of the given kind.
 
@@ -268,6 +293,10 @@ def resolve_weights(spec: str | os.PathLike, kind: str) -> Path:
         WeightsError: the spec names nothing usable; the message says what to do (e.g. ``savg weights import``).
     """
     path = Path(spec)
+    if path.is_dir() and (path / "model_index.json").is_file():  # a pipeline folder: its model of this kind
+        sub = _pipeline_subfolder(path, kind)
+        if sub is not None:
+            return path / sub
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise WeightsError(f"{path} is a folder without config.json; expected a converted (save_pretrained) folder")
@@ -301,9 +330,10 @@ def resolve_weights(spec: str | os.PathLike, kind: str) -> Path:
         from huggingface_hub import snapshot_download
 
         try:
-            return Path(snapshot_download(entry.hub_repo, revision=entry.hub_revision))
+            folder = Path(snapshot_download(entry.hub_repo, revision=entry.hub_revision))
         except Exception as exc:  # network, auth, missing repo
             raise WeightsError(f"could not download {entry.hub_repo}@{entry.hub_revision}: {exc}") from exc
+        return folder / entry.hub_subfolder if entry.hub_subfolder else folder
     if entry.official_source:
         raise WeightsError(f"weights {name!r} are not available offline: get {entry.official_filename} "
                            f"({entry.official_source}) and run `savg weights import FILE_OR_ZIP_OR_FOLDER`")

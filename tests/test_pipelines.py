@@ -342,3 +342,29 @@ def test_model_cards_render_and_match_the_committed_ones(tmp_path) -> None:
         assert path.read_text() == (committed / path.parent.name / "README.md").read_text(), (
             f"model_cards/{path.parent.name} is stale: run savg_hub.pipelines.cards.write_model_cards('model_cards')"
         )
+
+
+def test_weights_specs_find_the_models_inside_pipeline_folders_and_hub_pipeline_repos(components, tmp_path,
+                                                                                        monkeypatch) -> None:
+    """The registry's diffusion entries point at pipeline repos (as their cards describe): a pipeline folder or
+    a downloaded pipeline repo resolves to the component of the asked kind."""
+    import huggingface_hub
+
+    from savg_hub import weights
+
+    joint = tmp_path / "joint"
+    _joint(components).save_pretrained(joint)
+    sr_only = tmp_path / "sr"
+    SuperResolutionPipeline(unet=components["sr_unet"], scheduler=components["sr_scheduler"]).save_pretrained(sr_only)
+    assert weights.resolve_weights(joint, "mm-diffusion") == joint / "unet"
+    assert weights.resolve_weights(joint, "sr-unet") == joint / "sr_unet"
+    assert weights.resolve_weights(sr_only, "sr-unet") == sr_only / "unet"
+    assert weights.load_model(joint, "sr-unet").config.small_size == components["sr_unet"].config.small_size
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("SAVG_HOME", str(tmp_path / "home"))
+    asked = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download",
+                        lambda repo, revision=None: asked.append(repo) or str(sr_only))
+    assert weights.resolve_weights("sr-savgbench", "sr-unet") == sr_only / "unet"
+    assert asked == [weights.REGISTRY["sr-savgbench"].hub_repo]
