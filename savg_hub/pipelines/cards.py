@@ -451,3 +451,139 @@ def render_training_card(
               "## Citation", "", "```bibtex", SAVGBENCH_CITATION, "",
               MM_DIFFUSION_CITATION if joint else GUIDED_DIFFUSION_CITATION, "```", ""]
     return "\n".join(lines)
+
+
+def _spatial_row(label: str, data: Mapping | None) -> str:
+    """A Spatial AV-Align table row from a ``results.json`` section (``score``, ``num_tp``, ``num_fn``, clips)."""
+    if not data:
+        return f"| {label} | not measured | | |"
+    score = data.get("score")
+    text = "undefined (no SELD detection)" if score is None else f"{float(score):.4f}"
+    return f"| {label} | {text} | {data.get('num_tp')} / {data.get('num_fn')} | {data.get('num_clips', '')} |"
+
+
+def render_embedded_joint_card(
+    base: Mapping,
+    sr: Mapping,
+    *,
+    name: str,
+    ground_truth: Mapping | None = None,
+    samples: Mapping | None = None,
+    generation: Mapping | None = None,
+    evaluator: str = "",
+) -> str:
+    """Card of the embedded default joint pipeline (small base + SR models trained here on the synthetic set).
+
+    Args:
+        base: ``{"config": ..., "run": ..., "command": ...}`` of the base-stage training run (its ``training.json``
+            and typed config).
+        sr: the same for the SR stage.
+        name: the folder / weights name.
+        ground_truth: the ``spatial_av_align`` section of ``results.json`` for the dataset's clips.
+        samples: the same for the pipeline's samples, with its ``calibration`` (``swap_lr``: channels swapped).
+        generation: ``generation.json`` of the sampled clips (steps, seeds, sampler, seconds).
+        evaluator: which SELD / detector weights scored them.
+    """
+    bc, br, sc, srun = base["config"], base["run"], sr["config"], sr["run"]
+    bm, sm = dict(br.get("model_config") or bc.get("model") or {}), dict(srun.get("model_config") or sc.get("model") or {})
+    swapped = None
+    if samples and samples.get("calibration", {}).get("swap_lr"):
+        swapped = dict(samples["calibration"]["swap_lr"], num_clips=samples.get("num_clips"))
+    gen = dict(generation or {})
+    seeds = gen.get("seeds") or []
+    gen_text = (f"{len(seeds)} clips, seeds {seeds[0]}..{seeds[-1]}, base sampler {gen.get('sampler')} with "
+                f"{gen.get('num_inference_steps')} steps, SR DDIM {gen.get('sr_num_inference_steps')} steps, "
+                f"{float(gen.get('seconds', 0)) / max(len(seeds), 1):.0f} s per clip on {gen.get('device')}"
+                if seeds else "not recorded")
+
+    def stage_rows(config: Mapping, run: Mapping, model: Mapping, what: str) -> list[str]:
+        return [
+            f"| {what} | {int(run.get('num_parameters', 0)):,} | {int(run.get('step', 0)):,} steps of batch "
+            f"{config.get('batch_size')}, AdamW lr {config.get('learning_rate')}, EMA {config.get('ema_decay')}"
+            f"{' (warm-up)' if config.get('ema_warmup') else ''}, flip `{config.get('flip')}` | "
+            f"{float(run.get('training_seconds', 0.0)) / 60:.0f} min |",
+        ]
+
+    lines = [
+        "---",
+        "license: apache-2.0",
+        "library_name: diffusers",
+        "tags: [savgbench, savg_hub, audio-video-generation, stereo, spatial-audio, mm-diffusion, embedded]",
+        "---",
+        "",
+        f"# {name}: the embedded default joint pipeline of savg_hub",
+        "",
+        "A **small** `SAVGBenchJointPipeline` shipped inside the package so that `savg generate` and the app's "
+        "Generate tab work offline: a Stereo MM-Diffusion base stage making "
+        f"{tuple(bm.get('video_size') or ())} video (frames, channels, height, width) with stereo audio "
+        f"{tuple(bm.get('audio_size') or ())} (5 s at 16 kHz), then per-frame super-resolution "
+        f"{sm.get('small_size')} -> {sm.get('image_size')}, so clips have the SVGSA24 shape (20 frames of 256x256 at "
+        "4 fps, stereo 16 kHz). Both stages were trained by this toolkit's scripts on CPU, for about an hour each, "
+        "on the synthetic SVGSA24 set (rendered rooms with people who talk or play). It shows how the pipeline, "
+        "the training scripts and the metrics fit together. **It is not a research baseline**: use the official "
+        "SAVGBench weights (`savg weights import`, `savg generate --model savgbench`) for that.",
+        "",
+        "## How to use",
+        "",
+        "```bash",
+        "savg generate --num-clips 4 --seed 0 --out generated/     # no --model: this pipeline",
+        "savg evaluate generated/ --metrics spatial",
+        "```",
+        "",
+        "```python",
+        "from savg_hub.pipelines.loading import load_pipeline",
+        "pipe = load_pipeline()          # this folder; or SAVGBenchJointPipeline.from_pretrained(folder)",
+        "out = pipe(num_inference_steps=25, sr_num_inference_steps=10)",
+        "out.frames.shape, out.audio.shape   # (1, 20, 256, 256, 3) uint8, (1, 2, 80000) float32",
+        "```",
+        "",
+        "## Training",
+        "",
+        "| stage | parameters | recipe | time (CPU) |",
+        "| --- | --- | --- | --- |",
+        *stage_rows(bc, br, bm, "base (Stereo MM-Diffusion)"),
+        *stage_rows(sc, srun, sm, "super-resolution"),
+        "",
+        f"Data: split `{bc.get('train_split')}` of the synthetic SVGSA24 set ({br.get('train_clips')} clips). "
+        "Flip `consistent`: a mirrored video has its stereo channels swapped, so sounds stay with their sources "
+        "(the official loader's `legacy` flip does not swap them). Both configs are in `training/configs/` "
+        "(`stereo_mm_diffusion_embedded.yaml`, `super_resolution_embedded.yaml`) and next to each stage here "
+        "(`training/base/`, `training/sr/`); the commands:",
+        "",
+        "```bash",
+        str(base.get("command", "")),
+        str(sr.get("command", "")),
+        "```",
+        "",
+        "## Spatial AV-Align (official protocol, embedded evaluator)",
+        "",
+        "| clips | score | TP / FN | clips scored |",
+        "| --- | --- | --- | --- |",
+        _spatial_row("ground truth (synthetic set, eval split)", ground_truth),
+        _spatial_row("this pipeline's samples", samples),
+        _spatial_row("the same samples, left/right channels swapped", swapped),
+        "",
+        f"Samples: {gen_text}. Scored with {evaluator or 'the default evaluator'}: small models trained on the "
+        "same synthetic scenes, so the numbers show how the metric behaves, not values comparable with the paper.",
+        "",
+        "## Known issues",
+        "",
+        "* Trained for minutes, not days, at a small size: frames are blurry and the audio is far from the "
+        "training data; FVD/KVD/FAD against real clips are meaningless at this scale.",
+        "* Samples depend on the thread count and the RNG (noise: video first, then audio, then the SR noise; the "
+        "cross-attention shifts are drawn from the same generator).",
+        "",
+        "## Licence",
+        "",
+        "Apache-2.0 (weights trained here from random initialisation on data generated by savg_hub).",
+        "",
+        "## Citation",
+        "",
+        "```bibtex",
+        SAVGBENCH_CITATION,
+        "",
+        MM_DIFFUSION_CITATION,
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
