@@ -16,8 +16,7 @@ import pytest
 import torch
 from test_app_score_browser import (  # noqa: F401  (one_torch_thread: autouse; tiny_dataset: fixture)
     CHROMIUM,
-    CHROMIUM_ARGS,
-    _free_port,
+    app_page,
     one_torch_thread,
     tiny_dataset,
     tiny_evaluator,
@@ -125,48 +124,35 @@ def test_same_seed_same_clip_and_small_clips_are_not_scored(no_embedded, small_p
 @pytest.mark.browser
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian chromium")
 def test_generate_tab_in_the_browser(no_embedded, tiny_dataset, contract_pipeline, tmp_path, monkeypatch):
-    from playwright.sync_api import sync_playwright
-
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
     demo = build_demo(tiny_dataset, workdir=tmp_path / "app", evaluator=tiny_evaluator(),
                       models=[str(tmp_path / "not-this-one"), str(contract_pipeline)])
-    port = _free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page()
-                page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
-                page.get_by_role("tab", name="Generate").click(timeout=60_000)
-                assert "2 model(s) available" in page.inner_text("#generate-status")
-                page.click("#generate-model input")
-                page.get_by_role("option", name="tiny-svgsa24").click()
-                page.fill("#generate-seed input", "3")
-                page.fill("#generate-steps input", "1")
-                page.keyboard.press("Tab")
-                page.click("#generate-button")
-                src = page.wait_for_function(
-                    "() => { const v = document.querySelector('#generate-video video'); return v && v.src; }",
-                    timeout=120_000).json_value()
-                assert "seed3" in src
-                page.wait_for_function(
-                    "() => document.querySelector('#generate-score').innerText.includes('FN')", timeout=60_000)
-                score = page.inner_text("#generate-score")
-                assert "TP 0" in score and "Spatial AV-Align:" in score and "stand-in" in score
-                state = page.wait_for_function(
-                    """() => { const v = document.querySelector('#generate-overlay video');
-                               return v && v.readyState >= 2 && v.duration > 0
-                                      ? {duration: v.duration, w: v.videoWidth} : null; }""",
-                    timeout=60_000,
-                ).json_value()
-                assert abs(state["duration"] - 5.0) < 0.3 and state["w"] == 256
-                assert "StereoMMDiffusionPipeline" in page.inner_text("#generate-status")
-                info = page.inner_text("#generate-info")
-                assert "seed" in info and "tiny-svgsa24" in info
-            finally:
-                browser.close()
-    finally:
-        demo.close()
+    with app_page(demo) as page:
+        page.get_by_role("tab", name="Generate").click(timeout=60_000)
+        assert "2 model(s) available" in page.inner_text("#generate-status")
+        page.click("#generate-model input")
+        page.get_by_role("option", name="tiny-svgsa24").click()
+        page.fill("#generate-seed input", "3")
+        page.fill("#generate-steps input", "1")
+        page.keyboard.press("Tab")
+        page.click("#generate-button")
+        src = page.wait_for_function(
+            "() => { const v = document.querySelector('#generate-video video'); return v && v.src; }",
+            timeout=120_000).json_value()
+        assert "seed3" in src
+        page.wait_for_function(
+            "() => document.querySelector('#generate-score').innerText.includes('FN')", timeout=60_000)
+        score = page.inner_text("#generate-score")
+        assert "TP 0" in score and "Spatial AV-Align:" in score and "stand-in" in score
+        state = page.wait_for_function(
+            """() => { const v = document.querySelector('#generate-overlay video');
+                       return v && v.readyState >= 2 && v.duration > 0
+                              ? {duration: v.duration, w: v.videoWidth} : null; }""",
+            timeout=60_000,
+        ).json_value()
+        assert abs(state["duration"] - 5.0) < 0.3 and state["w"] == 256
+        assert "StereoMMDiffusionPipeline" in page.inner_text("#generate-status")
+        info = page.inner_text("#generate-info")
+        assert "seed" in info and "tiny-svgsa24" in info
     assert os.path.isdir(tmp_path / "app" / "generate")

@@ -6,7 +6,7 @@ The evaluator is injected (tiny random-weight SELD network and YOLOX model: real
 
 from __future__ import annotations
 
-import os
+import contextlib
 import socket
 from pathlib import Path
 
@@ -44,6 +44,26 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def app_page(demo):
+    """Launch ``demo`` on a free local port and yield a headless-Chromium page open on it; both closed after."""
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
+                yield page
+            finally:
+                browser.close()
+    finally:
+        demo.close()
 
 
 def tiny_evaluator() -> SpatialAVAlignEvaluator:
@@ -116,50 +136,37 @@ def test_score_view_scores_an_example_with_the_injected_evaluator(tiny_dataset, 
 @pytest.mark.browser
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian chromium")
 def test_score_tab_in_the_browser(tiny_dataset, tmp_path, monkeypatch):
-    from playwright.sync_api import sync_playwright
-
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
     upload = write_clip(tmp_path / "my_clip.mp4", bright_clip(), lossless=None)[0]
     demo = build_demo(tiny_dataset, workdir=tmp_path / "app", evaluator=tiny_evaluator())
-    port = _free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page()
-                page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded")
-                page.get_by_role("tab", name="Score").click(timeout=60_000)
-                assert "stand-in" in page.inner_text("#score-status")
-                page.set_input_files("#score-files input[type=file]", str(upload))
-                page.wait_for_function(
-                    "() => document.querySelector('#score-files').innerText.includes('my_clip')", timeout=30_000)
-                # one dataset example too
-                page.click("#score-examples input")
-                page.get_by_role("option").first.click()
-                page.keyboard.press("Escape")
-                page.click("#score-button")
-                page.wait_for_function(
-                    "() => document.querySelector('#score-summary').innerText.includes('Spatial AV-Align:')",
-                    timeout=120_000)
-                summary = page.inner_text("#score-summary")
-                assert "2 clip(s)" in summary and "swap L/R" in summary and "mono" in summary
-                assert "stand-in" in summary
-                assert "my_clip" in page.inner_text("#score-table")
-                state = page.wait_for_function(
-                    """() => { const v = document.querySelector('#score-video video');
-                               return v && v.readyState >= 2 && v.duration > 0
-                                      ? {duration: v.duration, w: v.videoWidth} : null; }""",
-                    timeout=60_000,
-                ).json_value()
-                assert abs(state["duration"] - 5.0) < 0.3 and state["w"] == 256
-                played = page.evaluate(
-                    """async () => { const v = document.querySelector('#score-video video'); v.muted = true;
-                                     await v.play(); await new Promise(r => setTimeout(r, 800));
-                                     return v.currentTime; }""")
-                assert played > 0.2
-            finally:
-                browser.close()
-    finally:
-        demo.close()
+    with app_page(demo) as page:
+        page.get_by_role("tab", name="Score").click(timeout=60_000)
+        assert "stand-in" in page.inner_text("#score-status")
+        page.set_input_files("#score-files input[type=file]", str(upload))
+        page.wait_for_function(
+            "() => document.querySelector('#score-files').innerText.includes('my_clip')", timeout=30_000)
+        # one dataset example too
+        page.click("#score-examples input")
+        page.get_by_role("option").first.click()
+        page.keyboard.press("Escape")
+        page.click("#score-button")
+        page.wait_for_function(
+            "() => document.querySelector('#score-summary').innerText.includes('Spatial AV-Align:')",
+            timeout=120_000)
+        summary = page.inner_text("#score-summary")
+        assert "2 clip(s)" in summary and "swap L/R" in summary and "mono" in summary
+        assert "stand-in" in summary
+        assert "my_clip" in page.inner_text("#score-table")
+        state = page.wait_for_function(
+            """() => { const v = document.querySelector('#score-video video');
+                       return v && v.readyState >= 2 && v.duration > 0
+                              ? {duration: v.duration, w: v.videoWidth} : null; }""",
+            timeout=60_000,
+        ).json_value()
+        assert abs(state["duration"] - 5.0) < 0.3 and state["w"] == 256
+        played = page.evaluate(
+            """async () => { const v = document.querySelector('#score-video video'); v.muted = true;
+                             await v.play(); await new Promise(r => setTimeout(r, 800));
+                             return v.currentTime; }""")
+        assert played > 0.2
