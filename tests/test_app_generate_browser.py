@@ -17,6 +17,7 @@ import torch
 from test_app_score_browser import (  # noqa: F401  (one_torch_thread: autouse; tiny_dataset: fixture)
     CHROMIUM,
     app_page,
+    loaded_video,
     one_torch_thread,
     tiny_dataset,
     tiny_evaluator,
@@ -145,12 +146,7 @@ def test_generate_tab_in_the_browser(no_embedded, tiny_dataset, contract_pipelin
             "() => document.querySelector('#generate-score').innerText.includes('FN')", timeout=60_000)
         score = page.inner_text("#generate-score")
         assert "TP 0" in score and "Spatial AV-Align:" in score and "stand-in" in score
-        state = page.wait_for_function(
-            """() => { const v = document.querySelector('#generate-overlay video');
-                       return v && v.readyState >= 2 && v.duration > 0
-                              ? {duration: v.duration, w: v.videoWidth} : null; }""",
-            timeout=60_000,
-        ).json_value()
+        state = loaded_video(page, "#generate-overlay video")
         assert abs(state["duration"] - 5.0) < 0.3 and state["w"] == 256
         assert "StereoMMDiffusionPipeline" in page.inner_text("#generate-status")
         info = page.inner_text("#generate-info")

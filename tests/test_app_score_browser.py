@@ -66,6 +66,16 @@ def app_page(demo):
         demo.close()
 
 
+def loaded_video(page, selector: str) -> dict:
+    """Wait until the ``<video>`` at ``selector`` has data; ``{"duration": s, "w": pixels}``."""
+    return page.wait_for_function(
+        f"""() => {{ const v = document.querySelector({selector!r});
+                    return v && v.readyState >= 2 && v.duration > 0
+                           ? {{duration: v.duration, w: v.videoWidth}} : null; }}""",
+        timeout=60_000,
+    ).json_value()
+
+
 def tiny_evaluator() -> SpatialAVAlignEvaluator:
     """Tiny random-weight SELD network (positions inside the frame) and YOLOX model, flagged as stand-ins."""
     torch.manual_seed(0)
@@ -158,12 +168,7 @@ def test_score_tab_in_the_browser(tiny_dataset, tmp_path, monkeypatch):
         assert "2 clip(s)" in summary and "swap L/R" in summary and "mono" in summary
         assert "stand-in" in summary
         assert "my_clip" in page.inner_text("#score-table")
-        state = page.wait_for_function(
-            """() => { const v = document.querySelector('#score-video video');
-                       return v && v.readyState >= 2 && v.duration > 0
-                              ? {duration: v.duration, w: v.videoWidth} : null; }""",
-            timeout=60_000,
-        ).json_value()
+        state = loaded_video(page, "#score-video video")
         assert abs(state["duration"] - 5.0) < 0.3 and state["w"] == 256
         played = page.evaluate(
             """async () => { const v = document.querySelector('#score-video video'); v.muted = true;
