@@ -118,9 +118,10 @@ class AudioCLIPFeatureExtractor:
             raise ValueError(
                 f"audio must be float in [-1, 1], got dtype {audio.dtype} (int16 PCM: divide by 32768 first)"
             )
-        if not np.isfinite(audio).all():
+        high, low = float(audio.max()), float(audio.min())  # no full-size temporaries (NaN propagates)
+        if not (np.isfinite(high) and np.isfinite(low)):
             raise ValueError(f"audio contains {int((~np.isfinite(audio)).sum())} non-finite values")
-        peak = float(np.abs(audio).max())
+        peak = max(high, -low)
         if peak > 1.0:
             raise ValueError(
                 f"audio must lie in [-1, 1], got a peak of {peak:g} (int16-scaled? divide by 32768)"

@@ -361,7 +361,8 @@ class QualityEvaluator:
         # Batch by batch, as logits() batches a stacked array (identical features, no (N, 20, 3, 256, 256) copy).
         parts = [self.i3d.logits(batch) for batch in excerpts.video_batches(self.i3d.batch_size)]
         i3d = np.concatenate(parts) if parts else self.i3d.logits(np.zeros((0, 20, 3, 256, 256), np.uint8))
-        audioclip = self.audioclip.embed(np.clip(excerpts.audio, -1.0, 1.0), OFFICIAL_AUDIO_RATE)
+        # official_audio_44k output is on the 16-bit grid, within [-1, 32767/32768]: no clipping copy needed
+        audioclip = self.audioclip.embed(excerpts.audio, OFFICIAL_AUDIO_RATE)
         return SetFeatures(i3d, audioclip, list(excerpts.labels), excerpts.num_silent, False)
 
     def excerpt_features(self, excerpts: WindowExcerpts, *, cache: bool = False) -> SetFeatures:
@@ -400,7 +401,7 @@ class QualityEvaluator:
                                               batch_size=self.audioclip.batch_size)
         videos = np.stack([official_uint8_round_trip(torch.from_numpy(np.ascontiguousarray(c.video))
                                                      .permute(0, 3, 1, 2)).numpy() for c in clips])
-        audio = np.clip(np.stack([official_audio_44k(c) for c in clips]), -1.0, 1.0)
+        audio = np.stack([official_audio_44k(c) for c in clips])  # on the 16-bit grid, within [-1, 1)
         mid = (audio[:, 0] + audio[:, 1]) / 2
         side = (audio[:, 0] - audio[:, 1]) / 2
         features = {
