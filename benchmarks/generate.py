@@ -9,7 +9,9 @@ heads do not make ε identically 0):
 
 * ``full``: the released sizes: 20 x 3 x 64 x 64 video + 2 x 80 000 audio (133.7M-parameter U-Net), SR 64 -> 256
   (311M parameters), 25 SR steps;
-* ``small``: a benchmark-sized config: 8 x 3 x 16 x 16 video + 2 x 5 120 audio, SR 16 -> 64, 25 SR steps.
+* ``small``: a benchmark-sized config: 8 x 3 x 16 x 16 video + 2 x 5 120 audio, SR 16 -> 64, 25 SR steps;
+* ``embedded``: the shipped default pipeline (``savg_hub/assets/weights/savgbench-joint-synthetic``, trained
+  weights): 20 x 3 x 32 x 32 video + 2 x 80 000 audio, SR 32 -> 256 (``--configs embedded --sr-steps 10``).
 
 Samplers: diffusers' DPM-Solver++ (the default scheduler) at 10/25/50 steps and the official adaptive DPM-Solver++
 (its step count depends on the model; with random weights it is not the trained model's count). Ratios are the time
@@ -55,6 +57,12 @@ def _build(config: str, device: str):
     from savg_hub.models.mm_diffusion_unet import CoupledUNetModel
     from savg_hub.models.sr_unet import SuperResUNetModel
 
+    if config == "embedded":  # the shipped, trained pipeline (its real step counts for the adaptive sampler)
+        from savg_hub.pipelines.loading import default_pipeline_spec, load_pipeline
+
+        pipe = load_pipeline(default_pipeline_spec(), device=device)
+        spec = dict(fps=float(pipe.config.fps), sample_rate=int(pipe.config.sample_rate))
+        return pipe.unet.eval(), pipe.sr_unet.eval(), spec
     spec = CONFIGS[config]
     torch.manual_seed(0)
     unet = CoupledUNetModel(**spec["unet"])
@@ -171,7 +179,7 @@ def _table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=["small", "full"])
+    parser.add_argument("--configs", nargs="+", choices=sorted([*CONFIGS, "embedded"]), default=["small", "full"])
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 25, 50], help="DPM-Solver++ step counts")
     parser.add_argument("--no-official", action="store_true", help="skip the official adaptive sampler")
     parser.add_argument("--clips", type=int, default=1, help="clips per measurement (default: 1)")
@@ -221,8 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     rows.sort(key=lambda r: (r["config"], r["sampler"] != "dpmsolver", r["steps"] or 0))
     print()
     print(_table(rows))
-    print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, device {device}; random weights "
-          "(the official sampler's NFE is that of a random model, not of the trained checkpoint)")
+    print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, device {device}; full/small: random "
+          "weights (the official sampler's NFE is that of a random model), embedded: the trained pipeline")
     if args.json:
         from pathlib import Path
 

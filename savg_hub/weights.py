@@ -150,6 +150,24 @@ REGISTRY: dict[str, WeightsEntry] = {
             licence="see the SAVGBench repository (SonyResearch/SAVGBench)",
         ),
         WeightsEntry(
+            name="stereo-mm-diffusion-synthetic",
+            kind="mm-diffusion",
+            description="Embedded small Stereo MM-Diffusion (20x32x32 video + 2x80000 audio), base stage of the "
+                        "embedded savgbench-joint-synthetic pipeline (see model_cards/savgbench-joint-synthetic)",
+            model_class="savg_hub.models.mm_diffusion_unet:CoupledUNetModel",
+            embedded="savgbench-joint-synthetic/unet",
+            licence="Apache-2.0",
+        ),
+        WeightsEntry(
+            name="sr-synthetic",
+            kind="sr-unet",
+            description="Embedded small 32->256 SR U-Net, SR stage of the embedded savgbench-joint-synthetic "
+                        "pipeline",
+            model_class="savg_hub.models.sr_unet:SuperResUNetModel",
+            embedded="savgbench-joint-synthetic/sr_unet",
+            licence="Apache-2.0",
+        ),
+        WeightsEntry(
             name="stereo-seld-synthetic",
             kind="stereo-seld",
             description="Embedded stereo SELD: small CNN-MHSA-FC trained by training/train_seld.py on a synthetic "

@@ -99,6 +99,7 @@ def test_bad_input_and_missing_model_name_the_value(no_embedded, small_pipeline,
         _, info, _, _ = view.generate(spec, 0, steps)
         assert "steps" in info["error"] and repr(steps) in info["error"]
     assert "bogus" in view.generate(spec, 0, 1, "bogus")[1]["error"]
+    assert "SR steps must be an integer" in view.generate(spec, 0, 1, "default", 0)[1]["error"]
     missing = str(tmp_path / "no-such-model")
     assert "no-such-model" in view.generate(missing, 0, 1)[1]["error"]
     assert (parse_seed(3.0), parse_seed("7"), parse_steps("25")) == (3, 7, 25)
@@ -107,12 +108,13 @@ def test_bad_input_and_missing_model_name_the_value(no_embedded, small_pipeline,
 def test_same_seed_same_clip_and_small_clips_are_not_scored(no_embedded, small_pipeline, tmp_path):
     view = GenerateView(tmp_path / "work", scorer=ScoreView(tmp_path / "score", evaluator=tiny_evaluator()))
     spec = str(small_pipeline)
-    first = view.generate(spec, 7, 1)
-    again = view.generate(spec, 7, 1)
-    other = view.generate(spec, 8, 1)
+    first = view.generate(spec, 7, 1, sr_steps=2)
+    again = view.generate(spec, 7, 1, sr_steps=2)
+    other = view.generate(spec, 8, 1, sr_steps=2)
     assert view.pipeline(spec) is view.pipeline(spec)  # resident
     mp4, info, text, overlay = first
     assert info["pipeline"] == "SAVGBenchJointPipeline" and info["seed"] == 7 and "32x32" in info["clip"]
+    assert info["sr_num_inference_steps"] == 2
     assert Path(mp4).stat().st_size > 0 and Path(mp4) != Path(again[0])
     flac = [Path(r[1]["lossless_audio"]).read_bytes() for r in (first, again, other)]
     assert flac[0] == flac[1] and flac[0] != flac[2]

@@ -71,3 +71,35 @@ def test_generate_with_the_adaptive_sampler_and_clear_errors(tmp_path, capsys, m
     assert "neither a saved pipeline folder" in capsys.readouterr().err
     assert main(["generate", "--model", str(pipeline_folder), "--num-clips", "0", "--out", str(tmp_path)]) == 2
     assert "--num-clips must be at least 1" in capsys.readouterr().err
+
+
+def test_generate_without_model_uses_the_embedded_pipeline_and_evaluate_reads_its_clips(tmp_path, monkeypatch,
+                                                                                        capsys) -> None:
+    """The shipped savg_hub/assets/weights/savgbench-joint-synthetic: `savg generate` with no --model writes
+    SVGSA24-shape clips (20 x 256 x 256 at 4 fps, stereo 80 000 at 16 kHz) that `savg evaluate` scores."""
+    import torch
+
+    from savg_hub.pipelines.loading import EMBEDDED_PIPELINE, embedded_pipeline_path
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "yolo"))
+    folder = embedded_pipeline_path()
+    assert folder is not None and folder.name == EMBEDDED_PIPELINE, "the embedded pipeline is not installed"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = tmp_path / "generated"
+        assert main(["generate", "--num-clips", "1", "--seed", "0", "--steps", "2", "--sr-steps", "1",
+                     "--out", str(out), "--device", "cpu", "--no-progress"]) == 0
+        manifest = json.loads((out / "generation.json").read_text())
+        assert manifest["model"] == str(folder) and manifest["pipeline"] == "SAVGBenchJointPipeline"
+        clip = read_clip(out / "clip_00000.mp4")  # the SVGSA24 contract
+        assert clip.video.shape == (20, 256, 256, 3) and clip.audio.shape == (2, 80_000)
+        results = tmp_path / "scores"
+        assert main(["evaluate", str(out), "--metrics", "spatial", "--no-calibration", "--out", str(results),
+                     "--threads", "1"]) == 0
+        section = json.loads((results / "results.json").read_text())["sections"]["spatial_av_align"]
+        assert section["num_clips"] == 1
+    finally:
+        torch.set_num_threads(threads)
+    capsys.readouterr()

@@ -25,6 +25,9 @@ from savg_hub.media.clip import SVGSA24_CLIP, Clip
 logger = logging.getLogger(__name__)
 
 MAX_STEPS = 1000
+#: SR-stage DDIM steps of joint pipelines unless asked otherwise (the release uses 25; 10 keeps a CPU clip near
+#: a minute with the embedded pipeline)
+DEFAULT_SR_STEPS = 10
 MAX_SEED = 2**63 - 1
 SAMPLERS: dict[str, str | None] = {"default": None, "dpmsolver": "dpmsolver", "official": "official"}
 """Sampler choices of the tab -> the pipelines' ``sampler`` argument (``None``: the pipeline's own scheduler)."""
@@ -62,8 +65,8 @@ def parse_seed(seed: Any) -> int:
     return int(value)
 
 
-def parse_steps(steps: Any) -> int:
-    """Inference steps from a form value as an ``int`` in ``1..MAX_STEPS``.
+def parse_steps(steps: Any, name: str = "steps") -> int:
+    """Inference steps from a form value as an ``int`` in ``1..MAX_STEPS`` (``name`` is used in the message).
 
     Raises:
         ValueError: not an integer in range (the message names the value).
@@ -74,7 +77,7 @@ def parse_steps(steps: Any) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= int(value) <= MAX_STEPS:
-        raise ValueError(f"steps must be an integer from 1 to {MAX_STEPS}; got {steps!r}")
+        raise ValueError(f"{name} must be an integer from 1 to {MAX_STEPS}; got {steps!r}")
     return int(value)
 
 
@@ -171,29 +174,31 @@ class GenerateView:
 
     # -- generation ---------------------------------------------------------------------------------------
 
-    def sample(self, spec: str, seed: int, steps: int, sampler: str | None = None) -> Any:
+    def sample(self, spec: str, seed: int, steps: int, sampler: str | None = None,
+               sr_steps: int = DEFAULT_SR_STEPS) -> Any:
         """One clip as a ``SAVGPipelineOutput`` with ``frames`` (1, T, H, W, 3) uint8 and ``audio`` (1, 2, N)
-        float32 in [-1, 1]; deterministic for a given ``(spec, seed, steps, sampler)`` on CPU."""
+        float32 in [-1, 1]; deterministic for a given ``(spec, seed, steps, sampler, sr_steps)`` on CPU."""
         import torch
 
         from savg_hub.pipelines.pipeline_savgbench_joint import SAVGBenchJointPipeline
 
         pipe = self.pipeline(spec)
-        extra = {"sr_num_inference_steps": steps} if isinstance(pipe, SAVGBenchJointPipeline) else {}
+        extra = {"sr_num_inference_steps": sr_steps} if isinstance(pipe, SAVGBenchJointPipeline) else {}
         generator = [torch.Generator("cpu").manual_seed(seed)]
         return pipe(batch_size=1, num_inference_steps=steps, sampler=sampler, generator=generator,
                     output_type="np", **extra)
 
     def generate(self, spec: str | None, seed: Any, steps: Any, sampler: str | None = "default",
-                 ) -> tuple[str | None, dict[str, Any], str, str | None]:
+                 sr_steps: Any = DEFAULT_SR_STEPS) -> tuple[str | None, dict[str, Any], str, str | None]:
         """Generate one clip, write it and score it.
 
         Args:
             spec: a pipeline spec from :meth:`model_choices`.
             seed: non-negative integer seed of the clip's random stream.
-            steps: inference steps, 1..1000 (the base stage; SR too for joint pipelines; ignored by the
-                adaptive ``official`` sampler).
+            steps: base-stage inference steps, 1..1000 (ignored by the adaptive ``official`` sampler).
             sampler: a key of :data:`SAMPLERS` (``"default"`` or ``None``: the pipeline's scheduler).
+            sr_steps: DDIM steps of the super-resolution stage of joint pipelines, 1..1000 (default 10: on a CPU
+                the SR stage costs 20 frames x steps U-Net passes at 256x256).
 
         Returns:
             ``(mp4 path, clip info, score markdown, overlay mp4 path)``. Bad input, a missing model or a clip that
@@ -203,18 +208,18 @@ class GenerateView:
             if not spec:
                 raise ValueError("pick a model first" if self.model_choices() else NO_MODEL_HELP.format(
                     embedded=_embedded_name()))
-            seed, steps = parse_seed(seed), parse_steps(steps)
+            seed, steps, sr_steps = parse_seed(seed), parse_steps(steps), parse_steps(sr_steps, "SR steps")
             if sampler not in SAMPLERS and sampler is not None:
                 raise ValueError(f"sampler must be one of {list(SAMPLERS)}; got {sampler!r}")
             started = time.perf_counter()
-            output = self.sample(str(spec), seed, steps, SAMPLERS.get(sampler) if sampler else None)
+            output = self.sample(str(spec), seed, steps, SAMPLERS.get(sampler) if sampler else None, sr_steps)
             seconds = time.perf_counter() - started
         except ValueError as error:
             return None, {"error": str(error)}, f"**Cannot generate:** {error}", None
-        return self._finish(str(spec), seed, steps, sampler or "default", output, seconds)
+        return self._finish(str(spec), seed, steps, sampler or "default", output, seconds, sr_steps)
 
     def _finish(self, spec: str, seed: int, steps: int, sampler: str, output: Any, seconds: float,
-                ) -> tuple[str | None, dict[str, Any], str, str | None]:
+                sr_steps: int = DEFAULT_SR_STEPS) -> tuple[str | None, dict[str, Any], str, str | None]:
         from savg_hub.pipelines.export import export_to_clips
 
         pipe = self._pipelines[spec]
@@ -228,6 +233,7 @@ class GenerateView:
             "pipeline": type(pipe).__name__,
             "seed": seed,
             "num_inference_steps": steps,
+            "sr_num_inference_steps": sr_steps if type(pipe).__name__ == "SAVGBenchJointPipeline" else None,
             "sampler": sampler,
             "seconds": round(seconds, 2),
             "clip": _size_text(frames, fps, audio, sample_rate),
@@ -263,4 +269,4 @@ def _embedded_name() -> str:
     return EMBEDDED_PIPELINE
 
 
-__all__ = ["GenerateView", "MAX_STEPS", "SAMPLERS", "parse_seed", "parse_steps"]
+__all__ = ["DEFAULT_SR_STEPS", "GenerateView", "MAX_STEPS", "SAMPLERS", "parse_seed", "parse_steps"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from savg_hub.app.generate import SAMPLERS, GenerateView
+from savg_hub.app.generate import DEFAULT_SR_STEPS, SAMPLERS, GenerateView
 from savg_hub.app.score import CALIBRATION_LABELS, TABLE_HEADERS, EvaluatorOptions, ScoreView
 from savg_hub.data.hf_dataset import DatasetFolder, example_to_clip
 from savg_hub.data.visualize import draw_labels
@@ -131,6 +131,8 @@ def _generate_tab(gr, generator_view: GenerateView) -> None:
             seed = gr.Number(value=0, precision=0, minimum=0, label="seed", elem_id="generate-seed", scale=1)
             steps = gr.Number(value=25, precision=0, minimum=1, maximum=1000, label="steps",
                               elem_id="generate-steps", scale=1)
+            sr_steps = gr.Number(value=DEFAULT_SR_STEPS, precision=0, minimum=1, maximum=1000, label="SR steps",
+                                 elem_id="generate-sr-steps", scale=1)
             sampler = gr.Dropdown(list(SAMPLERS), value="default", label="sampler", elem_id="generate-sampler",
                                   scale=1)
             button = gr.Button("Generate", variant="primary", elem_id="generate-button", scale=1)
@@ -150,8 +152,9 @@ def _generate_tab(gr, generator_view: GenerateView) -> None:
             value = current if current in specs else (specs[0] if specs else None)
             return gr.Dropdown(choices=options, value=value), generator_view.status()
 
-        def _generate(spec, seed_value, steps_value, sampler_value):
-            path, details, text, overlay_path = generator_view.generate(spec, seed_value, steps_value, sampler_value)
+        def _generate(spec, seed_value, steps_value, sampler_value, sr_steps_value):
+            path, details, text, overlay_path = generator_view.generate(spec, seed_value, steps_value, sampler_value,
+                                                                        sr_steps_value)
             if "error" in details:
                 note = f"**Cannot generate:** {details['error']}"
             else:
@@ -159,7 +162,7 @@ def _generate_tab(gr, generator_view: GenerateView) -> None:
             return path, details, text, overlay_path, note
 
         tab.select(_refresh, inputs=model, outputs=[model, status])
-        button.click(_generate, inputs=[model, seed, steps, sampler], outputs=[video, info, score, overlay, status])
+        button.click(_generate, inputs=[model, seed, steps, sampler, sr_steps], outputs=[video, info, score, overlay, status])
 
 
 def _score_tab(gr, scorer: ScoreView) -> None:
