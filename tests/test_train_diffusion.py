@@ -399,11 +399,11 @@ def test_joint_pipeline_is_assembled_from_two_training_runs_with_a_scored_card(d
     copy = tmp_path / "cards" / "README.md"
     assemble.main(["--card-only", "--out", str(out), "--ground-truth", str(results(tmp_path / "gt.json", 0.99, 99, 1)),
                    "--samples", str(results(tmp_path / "s.json", 0.5, 5, 5, swapped=0.1)),
-                   "--generation", str(generation), "--card-copy", str(copy)])
+                   "--generation", str(generation), "--card-copy", str(copy), "--note", "Samples are noise."])
     card = (out / "README.md").read_text()
     assert copy.read_text() == card
     assert "| ground truth (synthetic set, eval split) | 0.9900 | 99 / 1 | 3 |" in card
     assert "| this pipeline's samples | 0.5000 | 5 / 5 | 3 |" in card
     assert "| the same samples, left/right channels swapped | 0.1000 | 1 / 9 | 3 |" in card
-    assert "seeds 0..2" in card and "seld: stereo-seld-synthetic" in card
+    assert "seeds 0..2" in card and "seld: stereo-seld-synthetic" in card and "* Samples are noise." in card
     assert "train_stereo_mm_diffusion.py" in card and "train_super_resolution.py" in card

@@ -34,6 +34,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--samples", type=Path, help="results.json of `savg evaluate` on the pipeline's samples")
     parser.add_argument("--generation", type=Path, help="generation.json written by `savg generate`")
     parser.add_argument("--card-copy", type=Path, help="also write the card here (e.g. model_cards/<name>/README.md)")
+    parser.add_argument("--note", action="append", default=[], help="an observation on the samples for the card's "
+                                                                     "known issues (repeatable)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
     return parser.parse_args(argv)
 
@@ -90,7 +92,7 @@ def assemble(base: Path, sr: Path, out: Path, overwrite: bool = False) -> Path:
 
 
 def write_card(out: Path, name: str, ground_truth: Path | None, samples: Path | None, generation: Path | None,
-               copy: Path | None) -> str:
+               copy: Path | None, notes: list[str] | None = None) -> str:
     """Render ``out/README.md`` from the stage records inside ``out`` and the given score files."""
     from savg_hub.pipelines.cards import render_embedded_joint_card
     from savg_hub.utils.files import atomic_write_text
@@ -99,7 +101,7 @@ def write_card(out: Path, name: str, ground_truth: Path | None, samples: Path | 
         _stage(out / "training" / "base"), _stage(out / "training" / "sr"), name=name,
         ground_truth=_spatial(ground_truth), samples=_spatial(samples),
         generation=json.loads(generation.read_text()) if generation else None,
-        evaluator=_evaluator(samples))
+        evaluator=_evaluator(samples), notes=notes or ())
     atomic_write_text(out / "README.md", card)
     if copy is not None:
         atomic_write_text(copy, card)
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> Path:
             raise SystemExit("--base and --sr are needed (or --card-only)")
         assemble(args.base, args.sr, args.out, overwrite=args.overwrite)
     write_card(args.out, args.name or args.out.resolve().name, args.ground_truth, args.samples, args.generation,
-               args.card_copy)
+               args.card_copy, args.note)
     print(f"wrote {args.out}")
     return args.out
 

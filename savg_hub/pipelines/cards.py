@@ -456,6 +456,7 @@ def render_embedded_joint_card(
     samples: Mapping | None = None,
     generation: Mapping | None = None,
     evaluator: str = "",
+    notes: Sequence[str] = (),
 ) -> str:
     """Card of the embedded default joint pipeline (small base + SR models trained here on the synthetic set).
 
@@ -468,6 +469,7 @@ def render_embedded_joint_card(
         samples: the same for the pipeline's samples, with its ``calibration`` (``swap_lr``: channels swapped).
         generation: ``generation.json`` of the sampled clips (steps, seeds, sampler, seconds).
         evaluator: which SELD / detector weights scored them.
+        notes: observations on this model's samples, listed first under "Known issues".
     """
     bc, br, sc, srun = base["config"], base["run"], sr["config"], sr["run"]
     bm, sm = dict(br.get("model_config") or bc.get("model") or {}), dict(srun.get("model_config") or sc.get("model") or {})
@@ -553,8 +555,10 @@ def render_embedded_joint_card(
         "",
         "## Known issues",
         "",
-        "* Trained for minutes, not days, at a small size: frames are blurry and the audio is far from the "
-        "training data; FVD/KVD/FAD against real clips are meaningless at this scale.",
+        *[f"* {note}" for note in notes],
+        "* Trained for about an hour on a CPU at a small size, far from convergence; FVD/KVD/FAD against real "
+        "clips are meaningless at this scale. The same scripts and configs continue the runs (`--resume`) or "
+        "train them on a GPU.",
         "* Samples depend on the thread count and the RNG (noise: video first, then audio, then the SR noise; the "
         "cross-attention shifts are drawn from the same generator).",
         "",
