@@ -287,7 +287,9 @@ def test_save_pretrained_loads_with_diffusion_pipeline_and_own_class(components,
     name, frames_sum, audio_sum = result.stdout.split()[-3:]
     assert name == "SAVGBenchJointPipeline"
     assert int(frames_sum) == int(reference.frames.astype(np.int64).sum())
-    assert float(audio_sum) == pytest.approx(float(reference.audio.astype(np.float64).sum()), abs=1e-6)
+    # the same float32 work in another process: the last bits can differ (seen at 6e-7 relative on this sum when
+    # other tests had run in this process first), so compare to 1e-5 relative
+    assert float(audio_sum) == pytest.approx(float(reference.audio.astype(np.float64).sum()), rel=1e-5)
     # saving again over the same folder replaces it in place
     own.save_pretrained(folder)
     assert SAVGBenchJointPipeline.from_pretrained(folder).config.fps == FPS

@@ -272,6 +272,30 @@ class YOLOXTinyDetector:
 # ----------------------------------------------------------------------------------------------------------
 
 
+def import_ultralytics():
+    """Import and return the ``ultralytics`` module without its process-wide side effects.
+
+    Importing Ultralytics sets environment variables for the whole process (``OMP_NUM_THREADS=1``,
+    ``NUMEXPR_MAX_THREADS=1``, log levels, ...), which every subprocess started afterwards inherits: a worker or
+    benchmark child then runs single-threaded. They are put back as they were.
+
+    Raises:
+        ModuleNotFoundError: ultralytics is not installed.
+    """
+    before = dict(os.environ)
+    try:
+        import ultralytics
+    except ModuleNotFoundError as error:  # optional dependency
+        raise ModuleNotFoundError("the Ultralytics detector needs ultralytics: pip install ultralytics") from error
+    finally:
+        for key in set(os.environ) - set(before):
+            del os.environ[key]
+        for key, value in before.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
+    return ultralytics
+
+
 class UltralyticsDetector:
     """Person boxes from any Ultralytics YOLO detection model stored in a local file.
 
@@ -303,12 +327,7 @@ class UltralyticsDetector:
         device: str = "cpu",
         batch_size: int = 16,
     ) -> None:
-        try:
-            from ultralytics import YOLO
-        except ModuleNotFoundError as error:  # optional dependency
-            raise ModuleNotFoundError(
-                "UltralyticsDetector needs ultralytics: pip install ultralytics"
-            ) from error
+        YOLO = import_ultralytics().YOLO
         path = Path(weights)
         if not path.is_file():
             raise FileNotFoundError(f"Ultralytics model file not found (nothing is downloaded): {path}")

@@ -473,9 +473,9 @@ def render_embedded_joint_card(
     """
     bc, br, sc, srun = base["config"], base["run"], sr["config"], sr["run"]
     bm, sm = dict(br.get("model_config") or bc.get("model") or {}), dict(srun.get("model_config") or sc.get("model") or {})
-    swapped = None
-    if samples and samples.get("calibration", {}).get("swap_lr"):
-        swapped = dict(samples["calibration"]["swap_lr"], num_clips=samples.get("num_clips"))
+    def control(name: str) -> dict | None:
+        found = (samples or {}).get("calibration", {}).get(name)
+        return dict(found, num_clips=samples.get("num_clips")) if found else None
     gen = dict(generation or {})
     seeds = gen.get("seeds") or []
     gen_text = (f"{len(seeds)} clips, seeds {seeds[0]}..{seeds[-1]}, base sampler {gen.get('sampler')} with "
@@ -548,7 +548,8 @@ def render_embedded_joint_card(
         "| --- | --- | --- | --- |",
         _spatial_row("ground truth (synthetic set, eval split)", ground_truth),
         _spatial_row("this pipeline's samples", samples),
-        _spatial_row("the same samples, left/right channels swapped", swapped),
+        _spatial_row("the same samples, left/right channels swapped", control("swap_lr")),
+        _spatial_row("the same samples, video mirrored", control("flip_video")),
         "",
         f"Samples: {gen_text}. Scored with {evaluator or 'the default evaluator'}: small models trained on the "
         "same synthetic scenes, so the numbers show how the metric behaves, not values comparable with the paper.",

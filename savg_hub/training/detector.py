@@ -398,8 +398,11 @@ def build_person_dataset(root: str | os.PathLike, config: PersonDataConfig, *, b
 
 def write_model_yaml(path: str | os.PathLike, config: PersonModelConfig) -> Path:
     """A one-class model YAML: the layout of Ultralytics' ``config.base`` with one compound scale ``p``."""
-    import ultralytics
     import yaml
+
+    from savg_hub.evaluation.detectors import import_ultralytics
+
+    ultralytics = import_ultralytics()
 
     config.validate()
     base = Path(ultralytics.__file__).parent / "cfg" / "models" / config.base.split("yolo")[-1][:2] / config.base
@@ -451,8 +454,9 @@ def train_person_detector(data_yaml: str | os.PathLike, out_dir: str | os.PathLi
         out_dir: folder of the run (``out_dir/name/weights/best.pt``).
         config: the run's settings.
     """
-    from ultralytics import YOLO
+    from savg_hub.evaluation.detectors import import_ultralytics
 
+    YOLO = import_ultralytics().YOLO
     config.validate()
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)

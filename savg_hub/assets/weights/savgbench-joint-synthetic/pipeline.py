@@ -1,0 +1,1 @@
+from savg_hub.pipelines.pipeline_savgbench_joint import SAVGBenchJointPipeline  # noqa: F401
