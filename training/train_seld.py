@@ -25,7 +25,6 @@ import copy
 import json
 import logging
 import math
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -325,10 +324,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=os.environ.get("LOGLEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if os.environ.get("SAVG_TORCH_THREADS"):
-        import torch
+    from savg_hub.training.script import run_script
 
-        torch.set_num_threads(int(os.environ["SAVG_TORCH_THREADS"]))
-    main()
+    run_script(main)

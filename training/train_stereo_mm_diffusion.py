@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -106,10 +105,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=os.environ.get("LOGLEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if os.environ.get("SAVG_TORCH_THREADS"):
-        import torch
+    from savg_hub.training.script import run_script
 
-        torch.set_num_threads(int(os.environ["SAVG_TORCH_THREADS"]))
-    main()
+    run_script(main)

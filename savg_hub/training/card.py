@@ -5,14 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from savg_hub.pipelines.cards import SAVGBENCH_CITATION
 from savg_hub.training.seld import SELDTrainingConfig
-
-SAVGBENCH_CITATION = """@inproceedings{shimada2026savgbench,
-  title     = {{SAVGBench}: Benchmarking Spatially Aligned Audio-Video Generation},
-  author    = {Shimada, Kazuki and Simon, Christian and Shibuya, Takashi and Takahashi, Shusuke and Mitsufuji, Yuki},
-  booktitle = {IEEE International Conference on Acoustics, Speech and Signal Processing (ICASSP)},
-  year      = {2026}
-}"""
 
 
 def _fmt(value: float, digits: int = 4) -> str:
