@@ -291,14 +291,18 @@ _PIPELINE_COMPONENTS = {
 }
 
 
-def _pipeline_subfolder(folder: Path, kind: str) -> str | None:
-    """The component folder of ``kind`` inside a saved pipeline folder, or ``None``."""
+def pipeline_class_name(folder: str | os.PathLike) -> str | None:
+    """The pipeline class named in a saved pipeline folder's ``model_index.json`` (the last element when diffusers
+    wrote ``[module, class]``)."""
     import json
 
-    name = json.loads((folder / "model_index.json").read_text()).get("_class_name")
-    if isinstance(name, (list, tuple)):
-        name = name[-1]
-    sub = _PIPELINE_COMPONENTS.get(kind, {}).get(name)
+    name = json.loads((Path(folder) / "model_index.json").read_text()).get("_class_name")
+    return name[-1] if isinstance(name, (list, tuple)) else name
+
+
+def _pipeline_subfolder(folder: Path, kind: str) -> str | None:
+    """The component folder of ``kind`` inside a saved pipeline folder, or ``None``."""
+    sub = _PIPELINE_COMPONENTS.get(kind, {}).get(pipeline_class_name(folder))
     if sub is None or not (folder / sub / "config.json").is_file():
         return None
     return sub

@@ -85,14 +85,15 @@ def window_video(clip: Clip, window: OfficialWindow) -> np.ndarray:
 
     Frames must already be 256x256 (the official resize-and-pad is then a no-op).
     """
-    video = np.asarray(clip.video)
-    if video.ndim != 4 or video.shape[1:] != (256, 256, 3):
-        raise ValueError(f"clip {clip.clip_id!r}: frames must be (T, 256, 256, 3), got {video.shape}")
-    if window.source_frames.max() >= video.shape[0]:
+    frames = _round_tripped_frames(clip)
+    _check_window(clip, window, frames.shape[0])
+    return frames[window.source_frames]
+
+
+def _check_window(clip: Clip, window: OfficialWindow, num_frames: int) -> None:
+    if window.source_frames.max() >= num_frames:
         raise ValueError(f"clip {clip.clip_id!r}: window needs frame {window.source_frames.max()}, "
-                         f"the clip has {video.shape[0]}")
-    frames = torch.from_numpy(np.ascontiguousarray(video[window.source_frames])).permute(0, 3, 1, 2)
-    return official_uint8_round_trip(frames).numpy()
+                         f"the clip has {num_frames}")
 
 
 def _round_tripped_frames(clip: Clip) -> np.ndarray:
@@ -196,9 +197,7 @@ def window_excerpts(clips: Sequence[Clip] | dict[int, Clip], windows: Sequence[O
             slots[w.video_index] = len(frames)
             frames.append(_round_tripped_frames(clip))
             audio_cache[w.video_index] = official_audio_44k(clip)
-        if w.source_frames.max() >= frames[slots[w.video_index]].shape[0]:
-            raise ValueError(f"clip {clip.clip_id!r}: window needs frame {w.source_frames.max()}, "
-                             f"the clip has {frames[slots[w.video_index]].shape[0]}")
+        _check_window(clip, w, frames[slots[w.video_index]].shape[0])
         rows.append((slots[w.video_index], np.asarray(w.source_frames)))
         audios.append(window_audio(audio_cache[w.video_index], w))
         labels.append((clip.clip_id or str(w.video_index), w.window_index))

@@ -15,14 +15,13 @@ With no spec, the embedded default (a small pipeline trained on the synthetic se
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
 
 from diffusers import DiffusionPipeline
 
-from savg_hub.weights import ASSETS
+from savg_hub.weights import ASSETS, pipeline_class_name
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +63,7 @@ def default_pipeline_spec() -> str:
 def _class_of(folder: Path) -> type[DiffusionPipeline]:
     import importlib
 
-    index = json.loads((folder / "model_index.json").read_text())
-    name = index.get("_class_name")
-    if isinstance(name, (list, tuple)):
-        name = name[-1]
+    name = pipeline_class_name(folder)
     if name not in _CLASSES:
         raise ValueError(f"{folder} holds a {name!r} pipeline; expected one of {sorted(_CLASSES)}")
     return getattr(importlib.import_module(_CLASSES[name]), name)
