@@ -24,20 +24,12 @@ from savg_hub.media import Clip, write_clip
 from savg_hub.models.stereo_seld import StereoSELDModel
 from savg_hub.models.yolox import YOLOXModel
 
+from test_spatial_eval import TINY_SELD, one_torch_thread  # noqa: F401  (one_torch_thread: autouse fixture)
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync",
                  "--autoplay-policy=no-user-gesture-required"]
-TINY_SELD = {"block_out_channels": (4, 8), "pool_sizes": ((2, 2), (2, 2)), "num_layers": 1,
-             "num_attention_heads": 2, "feedforward_dim": 16}
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _free_port() -> int:

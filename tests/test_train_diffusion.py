@@ -30,6 +30,8 @@ from savg_hub.training.diffusion import (
     sr_hybrid_loss,
 )
 
+from test_pipelines import _perturbed  # noqa: E402  (every parameter nudged, seeded)
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "training" / "configs"
 SAMPLE_RATE, FPS, FRAMES, SAMPLES = 16_000, 4.0, 20, 80_000
@@ -180,13 +182,6 @@ def test_step_batch_sampler_is_a_function_of_the_step() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ losses
-
-
-def _perturbed(model: torch.nn.Module) -> torch.nn.Module:
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(0.05 * torch.randn_like(parameter))
-    return model.eval()
 
 
 def test_joint_loss_equals_a_hand_computation() -> None:
