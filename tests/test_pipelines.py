@@ -159,6 +159,54 @@ def test_official_adaptive_sampler(components) -> None:
         pipe(sampler="euler")
 
 
+def _as_v_model(unet: CoupledUNetModel) -> CoupledUNetModel:
+    """A copy of ``unet`` that outputs v̂ = (ε̂ − σ_t x_t) / α_t for the ε̂ of the original (same x̂0 at every t)."""
+    import copy
+
+    v_unet = copy.deepcopy(unet)
+    forward = v_unet.forward
+    abar = torch.from_numpy(np.cumprod(1.0 - np.linspace(1e-4, 0.02, 1000)))
+
+    def v_forward(video, audio, timesteps, **kwargs):
+        eps_video, eps_audio = forward(video, audio, timesteps, **kwargs)[:2]
+        t = torch.as_tensor(timesteps).long().reshape(-1)
+        a, s = abar[t].sqrt().float(), (1 - abar[t]).sqrt().float()
+        return ((eps_video - s[:, None, None, None, None] * video) / a[:, None, None, None, None],
+                (eps_audio - s[:, None, None] * audio) / a[:, None, None])
+
+    v_unet.forward = v_forward
+    return v_unet
+
+
+def test_v_prediction_pipeline_samples_what_the_equivalent_eps_model_samples(components) -> None:
+    eps_pipe = _base(components)
+    v_pipe = StereoMMDiffusionPipeline(
+        unet=_as_v_model(components["unet"]),
+        scheduler=stereo_mm_diffusion_dpmsolver_scheduler(prediction_type="v_prediction"), fps=FPS,
+        sample_rate=SAMPLE_RATE,
+    )
+    v_pipe.set_progress_bar_config(disable=True)
+    a = eps_pipe(num_inference_steps=5, generator=_seed(2), output_type="latent")
+    b = v_pipe(num_inference_steps=5, generator=_seed(2), output_type="latent")
+    torch.testing.assert_close(b.frames, a.frames, rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(b.audio, a.audio, rtol=1e-3, atol=1e-3)
+    # the other sampler keeps the prediction type of the component
+    assert v_pipe.resolve_scheduler("official").config.prediction_type == "v_prediction"
+    assert eps_pipe.resolve_scheduler("official").config.prediction_type == "epsilon"
+    # the official solver's data prediction from v̂ is the one from the matching ε̂
+    solver = AdaptiveDPMSolverScheduler(prediction_type="v_prediction", thresholding=False)
+    t = torch.tensor([0.7])
+    alpha, sigma = solver.marginal_alpha(t), solver.marginal_std(t)
+    x, v = torch.randn(2, 50, generator=_seed(3)), torch.randn(2, 50, generator=_seed(4))
+    x0 = solver.data_prediction(x, v, t)
+    torch.testing.assert_close(x0, alpha * x - sigma * v)
+    eps = (x - alpha * x0) / sigma
+    torch.testing.assert_close(AdaptiveDPMSolverScheduler(thresholding=False).data_prediction(x, eps, t), x0,
+                               rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="prediction_type"):
+        AdaptiveDPMSolverScheduler(prediction_type="sample")
+
+
 def test_callback_on_step_end_gets_the_named_tensors_and_can_replace_them(components) -> None:
     pipe = _base(components)
     seen = []

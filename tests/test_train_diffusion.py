@@ -258,6 +258,93 @@ def test_sr_hybrid_loss_is_mse_plus_vb_in_bits() -> None:
     assert parts_plain["vb"] == 0.0 and float(loss_plain) == pytest.approx(parts_plain["mse"])
 
 
+def test_v_target_and_epsilon_invert_each_other() -> None:
+    schedule = LinearSchedule()
+    generator = torch.Generator().manual_seed(3)
+    x0 = torch.rand((3, 2, 16), generator=generator) * 2 - 1
+    noise = torch.randn(x0.shape, generator=generator)
+    t = torch.tensor([0, 400, 999])
+    x_t = schedule.q_sample(x0, t, noise)
+    v = schedule.target(x0, t, noise, "v_prediction")
+    abar = torch.tensor(np.cumprod(1.0 - np.linspace(1e-4, 0.02, 1000))[t.numpy()], dtype=torch.float32)
+    expected_v = abar.sqrt()[:, None, None] * noise - (1 - abar).sqrt()[:, None, None] * x0
+    torch.testing.assert_close(v, expected_v)
+    torch.testing.assert_close(schedule.epsilon(x_t, t, v, "v_prediction"), noise, atol=1e-5, rtol=0)
+    assert schedule.target(x0, t, noise, "epsilon") is noise
+    assert schedule.epsilon(x_t, t, noise, "epsilon") is noise
+    with pytest.raises(ValueError, match="sample"):
+        schedule.target(x0, t, noise, "sample")
+
+
+class _VFromEps(torch.nn.Module):
+    """An SR ε-model as the v-model with the same ε̂: v̂ = (ε̂ − √(1 − ᾱ_t) x_t) / √ᾱ_t on the first 3 channels."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model, self.schedule = model, LinearSchedule()
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, low_res: torch.Tensor, return_dict: bool = False):
+        out = self.model(x_t, t, low_res, return_dict=False)[0]
+        abar = self.schedule.alphas_cumprod
+        a = self.schedule.gather(abar.sqrt(), t, x_t.ndim)
+        s = self.schedule.gather((1 - abar).sqrt(), t, x_t.ndim)
+        return (torch.cat([(out[:, :3] - s * x_t) / a, out[:, 3:]], 1),)
+
+
+def test_v_prediction_losses_regress_v_and_keep_the_vb_term() -> None:
+    torch.manual_seed(0)
+    schedule = LinearSchedule()
+    generator = torch.Generator().manual_seed(4)
+    # joint: the v-loss of a model is the MSE of its output to the v target
+    config = StereoMMDiffusionTrainingConfig.load(CONFIGS / "stereo_mm_diffusion_tiny.yaml")
+    model = _perturbed(config.build_model()).eval()
+    video = torch.rand((2, 4, 3, 8, 8), generator=generator) * 2 - 1
+    audio = torch.rand((2, 2, 1024), generator=generator) * 2 - 1
+    video_noise, audio_noise = torch.randn(video.shape, generator=generator), torch.randn(audio.shape, generator=generator)
+    t = torch.tensor([10, 900])
+    with torch.no_grad():
+        loss, parts = joint_diffusion_loss(model, video, audio, t, video_noise, audio_noise, schedule,
+                                           random.Random(7), prediction_type="v_prediction")
+        out_video, out_audio = model(schedule.q_sample(video, t, video_noise), schedule.q_sample(audio, t, audio_noise),
+                                     t, generator=random.Random(7), return_dict=False)
+    v_video = schedule.target(video, t, video_noise, "v_prediction")
+    v_audio = schedule.target(audio, t, audio_noise, "v_prediction")
+    assert parts["video"] == pytest.approx(float(((out_video - v_video) ** 2).mean()), rel=1e-5)
+    assert float(loss) == pytest.approx(parts["video"] + float(((out_audio - v_audio) ** 2).mean()), rel=1e-5)
+    # SR: a v-model with the same ε̂ as an ε-model has the same VB term (the variance and mean come from ε̂)
+    sr_config = SuperResolutionTrainingConfig.load(CONFIGS / "super_resolution_tiny.yaml")
+    sr = _perturbed(sr_config.build_model()).eval()
+    high = torch.rand((2, 3, 32, 32), generator=generator) * 2 - 1
+    low = torch.rand((2, 3, 8, 8), generator=generator) * 2 - 1
+    noise = torch.randn(high.shape, generator=generator)
+    t = torch.tensor([500, 0])
+    with torch.no_grad():
+        _, eps_parts = sr_hybrid_loss(sr, high, low, t, noise, schedule)
+        _, v_parts = sr_hybrid_loss(_VFromEps(sr), high, low, t, noise, schedule,
+                                    prediction_type="v_prediction")
+    assert v_parts["vb"] == pytest.approx(eps_parts["vb"], rel=1e-3)
+    assert v_parts["mse"] != pytest.approx(eps_parts["mse"])
+
+
+def test_prediction_type_and_init_from_are_validated(tmp_path) -> None:
+    with pytest.raises(ValueError, match="prediction_type"):
+        StereoMMDiffusionTrainingConfig(prediction_type="sample")
+    from savg_hub.training.diffusion import _initial_model
+
+    config = StereoMMDiffusionTrainingConfig.load(CONFIGS / "stereo_mm_diffusion_tiny.yaml")
+    torch.manual_seed(5)
+    source = config.build_model()
+    source.save_pretrained(tmp_path / "pipe" / "unet")
+    for folder in (tmp_path / "pipe", tmp_path / "pipe" / "unet"):
+        model = _initial_model(config.replace(init_from=str(folder)))
+        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), source.state_dict().values()))
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        _initial_model(config.replace(init_from=str(tmp_path)))
+    bigger = config.replace(model={**config.model, "model_channels": 64})
+    with pytest.raises(ValueError, match="does not match"):
+        _initial_model(bigger.replace(init_from=str(tmp_path / "pipe")))
+
+
 # ------------------------------------------------------------------------------------------------ the scripts
 
 
@@ -365,15 +452,30 @@ def test_joint_pipeline_is_assembled_from_two_training_runs_with_a_scored_card(d
         runs[name] = tmp_path / name
         _load_script(script_name).main(["--config", str(_fast_config(tmp_path, name)), "--dataset", str(dataset),
                                         "--no-progress", "--output-dir", str(runs[name]), "--max-steps", "1"])
+    # a second base phase: v-prediction, started from the first run's EMA weights
+    v_config = yaml.safe_load(_fast_config(tmp_path, "stereo_mm_diffusion").read_text())
+    v_config["prediction_type"] = "v_prediction"
+    (tmp_path / "v.yaml").write_text(yaml.safe_dump(v_config))
+    _load_script("train_stereo_mm_diffusion").main([
+        "--config", str(tmp_path / "v.yaml"), "--dataset", str(dataset), "--no-progress", "--max-steps", "1",
+        "--output-dir", str(tmp_path / "v"), "--init-from", str(runs["stereo_mm_diffusion"] / "pipeline")])
     assemble = _load_script("assemble_joint_pipeline")
     out = tmp_path / "joint-tiny"
-    assemble.main(["--base", str(runs["stereo_mm_diffusion"] / "pipeline"),
+    assemble.main(["--base", str(tmp_path / "v" / "pipeline"),
                    "--sr", str(runs["super_resolution"] / "pipeline"), "--out", str(out)])
     with pytest.raises(FileExistsError):
         assemble.main(["--base", str(runs["stereo_mm_diffusion"] / "pipeline"),
                        "--sr", str(runs["super_resolution"] / "pipeline"), "--out", str(out)])
+    assert (out / "training" / "base" / "init" / "training.json").is_file()
+    assert not (out / "training" / "sr" / "init").exists()
     pipe = load_pipeline(out)
     assert type(pipe).__name__ == "SAVGBenchJointPipeline"
+    assert pipe.scheduler.config.prediction_type == "v_prediction"
+    assert pipe.sr_scheduler.config.prediction_type == "epsilon"
+    card = (out / "README.md").read_text()
+    assert "| base (Stereo MM-Diffusion), phase 1 |" in card and "ε-prediction" in card
+    assert "| base (Stereo MM-Diffusion), phase 2 |" in card and "from phase 1's EMA weights, 1 steps" in card
+    assert "v-prediction" in card and "--init-from" in card
     pipe.set_progress_bar_config(disable=True)
     clip = pipe(num_inference_steps=1, sr_num_inference_steps=1, generator=torch.Generator().manual_seed(0))
     assert clip.frames.shape == (1, 2, 32, 32, 3) and clip.audio.shape == (1, 2, 1024)

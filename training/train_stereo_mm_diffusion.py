@@ -39,6 +39,8 @@ def parse_args(argv: list[str] | None = None, description: str = __doc__) -> arg
     parser.add_argument("--dataset", help="SVGSA24 dataset folder (overrides the config's `dataset`)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the run folder")
     parser.add_argument("--max-steps", type=int, help="override max_steps")
+    parser.add_argument("--init-from", help="start from these weights (overrides the config's `init_from`: a model "
+                        "folder or a pipeline folder holding it)")
     parser.add_argument("--name", help="weights name used in the model card (default: the output folder's name)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
@@ -51,6 +53,8 @@ def load_config(args: argparse.Namespace, config_class):
         changes["dataset"] = args.dataset
     if args.max_steps:
         changes["max_steps"] = args.max_steps
+    if args.init_from:
+        changes["init_from"] = args.init_from
     return config.replace(**changes) if changes else config
 
 
@@ -95,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         from savg_hub.pipelines import StereoMMDiffusionPipeline, stereo_mm_diffusion_dpmsolver_scheduler
 
         scheduler = stereo_mm_diffusion_dpmsolver_scheduler(config.num_train_timesteps, config.beta_start,
-                                                            config.beta_end)
+                                                            config.beta_end, config.prediction_type)
         pipeline = StereoMMDiffusionPipeline(unet=unet, scheduler=scheduler, fps=SVGSA24_CLIP.fps,
                                              sample_rate=SVGSA24_CLIP.sample_rate)
         return str(finish(Path(output_dir) / "pipeline", pipeline, config, run, config.kind, name, command))

@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def on_finish(unet, run: dict[str, Any]) -> str:
         from savg_hub.pipelines import SuperResolutionPipeline, sr_ddim_scheduler
 
-        pipeline = SuperResolutionPipeline(unet=unet, scheduler=sr_ddim_scheduler(config.sampler_num_train_timesteps))
+        scheduler = sr_ddim_scheduler(config.sampler_num_train_timesteps, config.prediction_type)
+        pipeline = SuperResolutionPipeline(unet=unet, scheduler=scheduler)
         return str(finish(Path(output_dir) / "pipeline", pipeline, config, run, config.kind, name, command))
 
     return train_diffusion(config, output_dir, resume=args.resume, progress=not args.no_progress,

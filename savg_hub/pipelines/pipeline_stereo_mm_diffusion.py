@@ -123,6 +123,7 @@ class StereoMMDiffusionPipeline(SAVGPipelineMixin, DiffusionPipeline):
                 f"sampler={sampler!r} needs the linear training schedule; the pipeline's scheduler has "
                 f"beta_schedule={getattr(config, 'beta_schedule', None)!r}"
             )
+        schedule["prediction_type"] = str(getattr(config, "prediction_type", "epsilon"))
         if sampler == "official":
             if isinstance(self.scheduler, AdaptiveDPMSolverScheduler):
                 return self.scheduler

@@ -108,18 +108,22 @@ def _move_into(staging: Path, target: Path) -> None:
 
 
 def stereo_mm_diffusion_dpmsolver_scheduler(
-    num_train_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02
+    num_train_timesteps: int = 1000,
+    beta_start: float = 1e-4,
+    beta_end: float = 0.02,
+    prediction_type: str = "epsilon",
 ) -> DPMSolverMultistepScheduler:
     """The fast approximate sampler of the joint model (``reference/baselines.md`` §2.3): DPM-Solver++ order 2
     on the linear ε-prediction schedule, dynamic thresholding at p = 0.995 with ``sample_max_value=1e4`` (the
-    release has no upper bound on the threshold; diffusers' default 1.0 would reduce it to clipping)."""
+    release has no upper bound on the threshold; diffusers' default 1.0 would reduce it to clipping).
+    ``prediction_type="v_prediction"`` for a model trained to predict v (not the release)."""
     return DPMSolverMultistepScheduler(
         num_train_timesteps=num_train_timesteps,
         beta_start=beta_start,
         beta_end=beta_end,
         beta_schedule="linear",
         solver_order=2,
-        prediction_type="epsilon",
+        prediction_type=prediction_type,
         thresholding=True,
         dynamic_thresholding_ratio=0.995,
         sample_max_value=1e4,
@@ -130,11 +134,12 @@ def stereo_mm_diffusion_dpmsolver_scheduler(
     )
 
 
-def sr_ddim_scheduler(num_train_timesteps: int = 1100) -> DDIMScheduler:
+def sr_ddim_scheduler(num_train_timesteps: int = 1100, prediction_type: str = "epsilon") -> DDIMScheduler:
     """The SR sampler as released (``reference/baselines.md`` §3.3): DDIM on a linear schedule of
     ``num_train_timesteps`` steps whose β endpoints are scaled by ``1000 / num_train_timesteps`` (1100 as
     released; 1000 matches the SR model's training), x̂0 clipped to [-1, 1], ᾱ_prev = 1 at the last step,
-    "leading" spacing (25 steps on 1100 give {1056, ..., 44, 0})."""
+    "leading" spacing (25 steps on 1100 give {1056, ..., 44, 0}). ``prediction_type``: ``"epsilon"`` as
+    released, ``"v_prediction"`` for a model trained to predict v."""
     scale = 1000.0 / num_train_timesteps
     return DDIMScheduler(
         num_train_timesteps=num_train_timesteps,
@@ -146,7 +151,7 @@ def sr_ddim_scheduler(num_train_timesteps: int = 1100) -> DDIMScheduler:
         set_alpha_to_one=True,
         steps_offset=0,
         timestep_spacing="leading",
-        prediction_type="epsilon",
+        prediction_type=prediction_type,
     )
 
 

@@ -137,6 +137,9 @@ class AdaptiveDPMSolverScheduler(SchedulerMixin, ConfigMixin):
             floor of the threshold ``s`` (see above).
         joint_error_norm (`str`, *optional*, defaults to `"max_over_batch_and_modalities"`):
             how the per-sample, per-modality errors combine into one step decision; only the released rule.
+        prediction_type (`str`, *optional*, defaults to `"epsilon"`):
+            what the model predicts: ``"epsilon"`` (the release) or ``"v_prediction"``
+            (``x̂0 = α_t x - σ_t v̂``).
     """
 
     order = 2
@@ -160,6 +163,7 @@ class AdaptiveDPMSolverScheduler(SchedulerMixin, ConfigMixin):
         dynamic_thresholding_ratio: float = 0.995,
         sample_max_value: float = 1.0,
         joint_error_norm: str = "max_over_batch_and_modalities",
+        prediction_type: str = "epsilon",
     ) -> None:
         if solver_order != 2:
             raise ValueError(f"solver_order must be 2 (adaptive DPM-Solver-12, the release); got {solver_order}")
@@ -169,6 +173,8 @@ class AdaptiveDPMSolverScheduler(SchedulerMixin, ConfigMixin):
             )
         if not 0.0 < t_eps < 1.0:
             raise ValueError(f"t_eps must be in (0, 1); got {t_eps}")
+        if prediction_type not in ("epsilon", "v_prediction"):
+            raise ValueError(f"prediction_type must be 'epsilon' or 'v_prediction'; got {prediction_type!r}")
         if not 0.0 < dynamic_thresholding_ratio <= 1.0:
             raise ValueError(f"dynamic_thresholding_ratio must be in (0, 1]; got {dynamic_thresholding_ratio}")
         if min(atol, rtol, h_init, theta, t_err) <= 0:
@@ -290,11 +296,15 @@ class AdaptiveDPMSolverScheduler(SchedulerMixin, ConfigMixin):
         return torch.clamp(x0, -s, s) / s
 
     def data_prediction(self, sample: torch.Tensor, model_output: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """``x̂0 = (x - σ_t ε̂) / α_t`` of one modality, thresholded when configured (float32)."""
+        """``x̂0 = (x - σ_t ε̂) / α_t`` of one modality (``x̂0 = α_t x - σ_t v̂`` for ``prediction_type="v_prediction"``),
+        thresholded when configured (float32)."""
         sample = sample.to(torch.float32)
         alpha = self.marginal_alpha(t).to(sample.device)
         sigma = self.marginal_std(t).to(sample.device)
-        x0 = (sample - sigma * model_output.to(torch.float32)) / alpha
+        if self.config.prediction_type == "v_prediction":
+            x0 = alpha * sample - sigma * model_output.to(torch.float32)
+        else:
+            x0 = (sample - sigma * model_output.to(torch.float32)) / alpha
         return self._threshold(x0) if self.config.thresholding else x0
 
     def _check(self, model_output: Sequence[torch.Tensor], sample: Sequence[torch.Tensor]) -> None:

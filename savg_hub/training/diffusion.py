@@ -57,6 +57,8 @@ from savg_hub.training.config import TrainingConfigIO
 logger = logging.getLogger(__name__)
 
 FLIP_MODES = ("consistent", "legacy", "none")
+#: What the network predicts (diffusers' ``prediction_type``): ε as released, or v = √ᾱ ε − √(1 − ᾱ) x_0.
+PREDICTION_TYPES = ("epsilon", "v_prediction")
 MIXED_PRECISION = ("fp16", "bf16", "no")
 
 #: The released Stereo MM-Diffusion U-Net (``reference/baselines.md`` §1.1), dropout 0.1 as in training.
@@ -123,6 +125,8 @@ class _DiffusionTrainingConfig(TrainingConfigIO):
     checkpoints_total_limit: int | None = 3
     log_every: int = 100
     mixed_precision: str = "fp16"
+    prediction_type: str = "epsilon"
+    init_from: str | None = None
 
     kind = "base"  # overridden
 
@@ -158,6 +162,8 @@ class _DiffusionTrainingConfig(TrainingConfigIO):
             raise ValueError(f"flip_probability must be in [0, 1], got {self.flip_probability}")
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
+        if self.prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {self.prediction_type!r}")
 
     # -- model --------------------------------------------------------------------------------------------
 
@@ -223,6 +229,12 @@ class StereoMMDiffusionTrainingConfig(_DiffusionTrainingConfig):
         checkpoints_total_limit: keep only the newest N checkpoints.
         log_every: steps between loss logs.
         mixed_precision: Accelerate mixed precision on GPU (``"fp16"`` as released); always ``"no"`` on CPU.
+        prediction_type: ``"epsilon"`` (as released) or ``"v_prediction"``: the loss is the MSE to
+            v = √ᾱ_t ε − √(1 − ᾱ_t) x_0, and the saved pipeline's scheduler is configured to match. v keeps x̂_0
+            well conditioned at high t, where a small ε-model's error is amplified by 1/√ᾱ_t (see the embedded
+            model's card).
+        init_from: start from these weights instead of a random initialisation: a ``save_pretrained`` folder of
+            the model, or a pipeline folder holding it (``unet/``; for SR also ``sr_unet/``).
         cache_clips: keep the decoded, resized clips in memory (about 0.9 MB each at full size).
     """
 
@@ -247,8 +259,8 @@ class SuperResolutionTrainingConfig(_DiffusionTrainingConfig):
     Args:
         model: :class:`~savg_hub.models.sr_unet.SuperResUNetModel` arguments (default :data:`OFFICIAL_SR_CONFIG`);
             learned sigma (``out_channels = 2 * in_channels``) trains with the hybrid loss, otherwise plain MSE.
-        init_from: ``save_pretrained`` folder of a ``SuperResUNetModel`` to start from (the release fine-tuned
-            guided-diffusion's ImageNet 64->256 upsampler; ``None``: random initialisation).
+        init_from: weights to start from (as above; the release fine-tuned guided-diffusion's ImageNet 64->256
+            upsampler; ``None``: random initialisation).
         vb_weight: weight of the VB term of the hybrid loss (guided-diffusion, loss type MSE: 1, not rescaled).
         sampler_num_train_timesteps: schedule length of the saved pipeline's DDIM sampler (1100 as released,
             although training uses 1000; 1000 is the consistent choice).
@@ -263,7 +275,6 @@ class SuperResolutionTrainingConfig(_DiffusionTrainingConfig):
     learning_rate: float = 1e-4
     batch_size: int = 48
     max_steps: int = 120_000
-    init_from: str | None = None
     vb_weight: float = 1.0
     sampler_num_train_timesteps: int = 1100
     degrade: bool = True
@@ -332,6 +343,28 @@ class LinearSchedule:
         return (self.gather(abar.sqrt(), timesteps, x0.ndim) * x0
                 + self.gather((1.0 - abar).sqrt(), timesteps, x0.ndim) * noise)
 
+    def target(self, x0: torch.Tensor, timesteps: torch.Tensor, noise: torch.Tensor,
+               prediction_type: str = "epsilon") -> torch.Tensor:
+        """The regression target: ε for ``"epsilon"``, v = √ᾱ_t ε − √(1 − ᾱ_t) x_0 for ``"v_prediction"``."""
+        if prediction_type == "epsilon":
+            return noise
+        if prediction_type != "v_prediction":
+            raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
+        abar = self.alphas_cumprod
+        return (self.gather(abar.sqrt(), timesteps, x0.ndim) * noise
+                - self.gather((1.0 - abar).sqrt(), timesteps, x0.ndim) * x0)
+
+    def epsilon(self, sample: torch.Tensor, timesteps: torch.Tensor, model_output: torch.Tensor,
+                prediction_type: str = "epsilon") -> torch.Tensor:
+        """ε̂ from a model output of ``prediction_type`` at x_t = ``sample``: ε̂ = √ᾱ_t v̂ + √(1 − ᾱ_t) x_t for v."""
+        if prediction_type == "epsilon":
+            return model_output
+        if prediction_type != "v_prediction":
+            raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
+        abar = self.alphas_cumprod
+        return (self.gather(abar.sqrt(), timesteps, sample.ndim) * model_output
+                + self.gather((1.0 - abar).sqrt(), timesteps, sample.ndim) * sample)
+
 
 def _mean_flat(x: torch.Tensor) -> torch.Tensor:
     return x.float().reshape(x.shape[0], -1).mean(dim=1)
@@ -346,6 +379,7 @@ def joint_diffusion_loss(
     audio_noise: torch.Tensor,
     schedule: LinearSchedule,
     shift_generator: random.Random | None = None,
+    prediction_type: str = "epsilon",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The Stereo MM-Diffusion training loss for one batch.
 
@@ -358,16 +392,19 @@ def joint_diffusion_loss(
         audio_noise: ε_a, same shape as ``audio`` (independent of ε_v).
         schedule: the noise schedule.
         shift_generator: draws the cross-attention window shifts (``None``: Python's global ``random``).
+        prediction_type: ``"epsilon"`` or ``"v_prediction"`` (the regression target, :meth:`LinearSchedule.target`).
 
     Returns:
         ``(loss, {"video": ..., "audio": ...})``: ``loss`` = batch mean of per-sample
-        ``mean MSE(ε̂_v, ε_v) + mean MSE(ε̂_a, ε_a)`` (float32 scalar).
+        ``mean MSE(ε̂_v, ε_v) + mean MSE(ε̂_a, ε_a)`` (or of v̂ and v; float32 scalar).
     """
     video_t = schedule.q_sample(video, timesteps, video_noise)
     audio_t = schedule.q_sample(audio, timesteps, audio_noise)
-    eps_video, eps_audio = model(video_t, audio_t, timesteps, generator=shift_generator, return_dict=False)
-    video_loss = _mean_flat((eps_video.float() - video_noise.float()) ** 2)
-    audio_loss = _mean_flat((eps_audio.float() - audio_noise.float()) ** 2)
+    out_video, out_audio = model(video_t, audio_t, timesteps, generator=shift_generator, return_dict=False)
+    target_video = schedule.target(video, timesteps, video_noise, prediction_type)
+    target_audio = schedule.target(audio, timesteps, audio_noise, prediction_type)
+    video_loss = _mean_flat((out_video.float() - target_video.float()) ** 2)
+    audio_loss = _mean_flat((out_audio.float() - target_audio.float()) ** 2)
     loss = (video_loss + audio_loss).mean()
     return loss, {"video": float(video_loss.mean().detach()), "audio": float(audio_loss.mean().detach())}
 
@@ -403,11 +440,13 @@ def sr_hybrid_loss(
     noise: torch.Tensor,
     schedule: LinearSchedule,
     vb_weight: float = 1.0,
+    prediction_type: str = "epsilon",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The SR training loss: guided-diffusion's hybrid objective (loss type MSE, learned-range variance).
 
     ``loss = mean MSE(ε̂, ε) + vb_weight * L_vb`` per frame, averaged over the batch, where with the model output
-    split into ε̂ and v (``out_channels = 2 C``):
+    split into ε̂ and v (``out_channels = 2 C``; with ``prediction_type="v_prediction"`` the first half is v̂,
+    the MSE is to the v target and ε̂ is derived from v̂ and x_t):
 
     * the model's variance is ``log σ² = f log β_t + (1 − f) log β̃_t`` (β̃ clipped at t = 0), ``f = (v + 1) / 2``;
     * its mean is the posterior mean of q(x_{t-1} | x_t, x̂_0) with ``x̂_0`` from the **detached** ε̂ (so L_vb
@@ -425,6 +464,7 @@ def sr_hybrid_loss(
         noise: ε, shape of ``high_res``.
         schedule: the training schedule.
         vb_weight: weight of ``L_vb``.
+        prediction_type: ``"epsilon"`` or ``"v_prediction"``.
 
     Returns:
         ``(loss, {"mse": ..., "vb": ...})``.
@@ -432,8 +472,9 @@ def sr_hybrid_loss(
     x_t = schedule.q_sample(high_res, timesteps, noise)
     output = model(x_t, timesteps, low_res, return_dict=False)[0].float()
     channels = high_res.shape[1]
-    eps = output[:, :channels]
-    mse = _mean_flat((eps - noise.float()) ** 2)
+    prediction = output[:, :channels]
+    target = schedule.target(high_res, timesteps, noise, prediction_type).float()
+    mse = _mean_flat((prediction - target) ** 2)
     if output.shape[1] == channels:
         loss = mse.mean()
         return loss, {"mse": float(loss.detach()), "vb": 0.0}
@@ -442,6 +483,7 @@ def sr_hybrid_loss(
     v = output[:, channels:]
     nd = high_res.ndim
     x_t, x0 = x_t.float(), high_res.float()
+    eps = schedule.epsilon(x_t, timesteps, prediction, prediction_type)
     min_log = schedule.gather(schedule.posterior_log_variance_clipped, timesteps, nd)
     max_log = schedule.gather(torch.log(schedule.betas), timesteps, nd)
     frac = (v + 1.0) / 2.0
@@ -815,15 +857,34 @@ def _make_dataset(config: _DiffusionTrainingConfig) -> _SplitDataset:
                                   config.degrade, degradation)
 
 
+#: Where a pipeline folder keeps each model's weights, in order of preference.
+_INIT_SUBFOLDERS = {"stereo_mm_diffusion": ("unet",), "super_resolution": ("sr_unet", "unet")}
+
+
+def _init_folder(config: _DiffusionTrainingConfig) -> Path:
+    """The model folder :attr:`init_from` names: itself when it holds ``config.json``, else the model's
+    component folder of a pipeline folder."""
+    folder = Path(os.path.expandvars(os.path.expanduser(config.init_from)))
+    if (folder / "config.json").is_file():
+        return folder
+    for name in _INIT_SUBFOLDERS[config.kind]:
+        if (folder / name / "config.json").is_file():
+            return folder / name
+    raise FileNotFoundError(
+        f"init_from={config.init_from!r}: no config.json there nor under {list(_INIT_SUBFOLDERS[config.kind])}"
+    )
+
+
 def _initial_model(config: _DiffusionTrainingConfig) -> nn.Module:
     model = config.build_model()
-    init_from = getattr(config, "init_from", None)
-    if init_from:
-        from savg_hub.models.sr_unet import SuperResUNetModel
-
-        source = SuperResUNetModel.from_pretrained(os.path.expanduser(init_from))
-        model.load_state_dict(source.state_dict(), strict=True)
-        logger.info("initialised from %s", init_from)
+    if config.init_from:
+        folder = _init_folder(config)
+        source = _model_class(config.kind).from_pretrained(str(folder))
+        try:
+            model.load_state_dict(source.state_dict(), strict=True)
+        except RuntimeError as error:
+            raise ValueError(f"init_from={config.init_from!r} does not match the configured model: {error}") from error
+        logger.info("initialised from %s", folder)
     return model
 
 
@@ -900,14 +961,15 @@ def train_diffusion(
             shifts = random.Random(step_seed(config.seed, state.step, 20_000 + accelerator.process_index))
             with accelerator.autocast():
                 loss, parts = joint_diffusion_loss(model, video.to(device), audio.to(device), t.to(device),
-                                                   video_noise.to(device), audio_noise.to(device), schedule, shifts)
+                                                   video_noise.to(device), audio_noise.to(device), schedule, shifts,
+                                                   config.prediction_type)
         else:
             high, low = batch["high_res"], batch["low_res"]
             t = torch.randint(0, schedule.num_timesteps, (high.shape[0],), generator=generator)
             noise = torch.randn(high.shape, generator=generator)
             with accelerator.autocast():
                 loss, parts = sr_hybrid_loss(model, high.to(device), low.to(device), t.to(device), noise.to(device),
-                                             schedule, config.vb_weight)
+                                             schedule, config.vb_weight, config.prediction_type)
         value = float(loss.detach())
         if not math.isfinite(value):
             raise FloatingPointError(f"loss became {value} at step {state.step + 1}")
