@@ -10,7 +10,9 @@
 
 ``--base`` / ``--sr`` are the ``pipeline/`` folders the training scripts write (a StereoMMDiffusionPipeline and a
 SuperResolutionPipeline); their typed configs and run summaries are copied to ``training/base`` and
-``training/sr`` inside the output folder, which the card is rendered from.
+``training/sr`` inside the output folder, which the card is rendered from. A run that started from another run's
+weights (``init_from``: a pipeline folder with its own ``training.json``) brings that run's records along, in
+``training/<stage>/init/`` (and so on down the chain), so the card lists every phase.
 """
 
 from __future__ import annotations
@@ -58,9 +60,37 @@ def _evaluator(path: Path | None) -> str:
 
 
 def _stage(folder: Path) -> dict:
+    """A stage's records: ``{"config", "run", "command", "init"}``, ``init`` being the same for the run it started
+    from (``None`` when it started from scratch or that run's records are not there)."""
     run = json.loads((folder / "training.json").read_text())
     config = json.loads((folder / "training_config.json").read_text())
-    return {"config": config, "run": run, "command": run.get("command", "")}
+    init = _stage(folder / "init") if (folder / "init" / "training.json").is_file() else None
+    return {"config": config, "run": run, "command": run.get("command", ""), "init": init}
+
+
+def _init_records(folder: Path) -> Path | None:
+    """The pipeline folder a run's ``init_from`` names, when it holds that earlier run's records."""
+    config = json.loads((folder / "training_config.json").read_text())
+    source = config.get("init_from")
+    if not source:
+        return None
+    source = Path(source).expanduser()
+    for candidate in (source, source.parent):  # a pipeline folder, or its unet/ subfolder
+        if (candidate / "training.json").is_file() and (candidate / "training_config.json").is_file():
+            return candidate
+    return None
+
+
+def _copy_records(folder: Path, target: Path, depth: int = 0) -> None:
+    if depth > 8:
+        raise ValueError(f"init_from chain of {folder} is longer than 8 runs (a cycle?)")
+    target.mkdir(parents=True)
+    for name in STAGE_FILES:
+        if (folder / name).is_file():
+            shutil.copy2(folder / name, target / name)
+    source = _init_records(folder)
+    if source is not None:
+        _copy_records(source, target / "init", depth + 1)
 
 
 def assemble(base: Path, sr: Path, out: Path, overwrite: bool = False) -> Path:
@@ -82,12 +112,9 @@ def assemble(base: Path, sr: Path, out: Path, overwrite: bool = False) -> Path:
                                    sample_rate=base_pipe.config.sample_rate)
     with atomic_dir(out) as staging:
         joint.save_pretrained(staging)
+        (Path(staging) / "training").mkdir()
         for stage, folder in (("base", base), ("sr", sr)):
-            target = Path(staging) / "training" / stage
-            target.mkdir(parents=True)
-            for name in STAGE_FILES:
-                if (folder / name).is_file():
-                    shutil.copy2(folder / name, target / name)
+            _copy_records(folder, Path(staging) / "training" / stage)
     return out
 
 

@@ -341,6 +341,9 @@ def render_training_card(
     score_lines = [line.replace(NOT_MEASURED, "not measured") for line in score_lines]
     steps = int(run.get("step", 0))
     timesteps = int(config.get("num_train_timesteps", 1000))
+    v_prediction = config.get("prediction_type", "epsilon") == "v_prediction"
+    predicts = "v-prediction (v = √ᾱ ε − √(1 − ᾱ) x0)" if v_prediction else "ε-prediction"
+    target = "v" if v_prediction else "ε"
     if joint:
         video, audio = model.get("video_size"), model.get("audio_size")
         title = f"# {name}: Stereo MM-Diffusion trained with savg_hub"
@@ -359,8 +362,8 @@ def render_training_card(
             "```",
         ]
         objective = (f"linear β {config.get('beta_start')} .. {config.get('beta_end')} (at 1000 steps) over "
-                     f"{timesteps} steps, ε-prediction, one t per clip shared by video and audio, independent noise, "
-                     "loss MSE(video ε) + MSE(audio ε) with equal weights")
+                     f"{timesteps} steps, {predicts}, one t per clip shared by video and audio, independent noise, "
+                     f"loss MSE(video {target}) + MSE(audio {target}) with equal weights")
     else:
         title = f"# {name}: SAVGBench super-resolution trained with savg_hub"
         what = (f"guided-diffusion's super-resolution U-Net (`SuperResUNetModel`, {int(run.get('num_parameters', 0)):,}"
@@ -376,9 +379,9 @@ def render_training_card(
             "```",
         ]
         learned = int(model.get("out_channels", 6)) == 2 * int(model.get("in_channels", 3))
-        objective = (f"linear β over {timesteps} steps, ε-prediction"
-                     + (f", learned-range variance, guided-diffusion hybrid loss MSE(ε) + {config.get('vb_weight')}"
-                        " x L_vb (KL / decoder NLL in bits, not rescaled)" if learned else ", MSE(ε)")
+        objective = (f"linear β over {timesteps} steps, {predicts}"
+                     + (f", learned-range variance, guided-diffusion hybrid loss MSE({target}) + {config.get('vb_weight')}"
+                        " x L_vb (KL / decoder NLL in bits, not rescaled)" if learned else f", MSE({target})")
                      + f"; the saved DDIM sampler uses a {config.get('sampler_num_train_timesteps')}-step schedule")
     rows = [
         ("data", f"split `{config.get('train_split')}` of `{dataset}` ({run.get('train_clips')} clips)"),
@@ -392,6 +395,8 @@ def render_training_card(
         ("precision", str(run.get("mixed_precision", "no"))),
         ("training time", f"{float(run.get('training_seconds', 0.0)) / 60:.1f} min"),
     ]
+    if config.get("init_from"):
+        rows.insert(2, ("initialisation", f"the weights of `{config.get('init_from')}` (steps counted from there)"))
     if not joint and config.get("degrade"):
         rows.insert(2, ("low-res degradation",
                         f"Gaussian noise σ ~ U(0, {config.get('max_noise_sigma')}) at p = {config.get('noise_probability')}, "
@@ -461,8 +466,8 @@ def render_embedded_joint_card(
     """Card of the embedded default joint pipeline (small base + SR models trained here on the synthetic set).
 
     Args:
-        base: ``{"config": ..., "run": ..., "command": ...}`` of the base-stage training run (its ``training.json``
-            and typed config).
+        base: ``{"config": ..., "run": ..., "command": ..., "init": ...}`` of the base-stage training run (its
+            ``training.json`` and typed config; ``init``: the same for the run it started from, or ``None``).
         sr: the same for the SR stage.
         name: the folder / weights name.
         ground_truth: the ``spatial_av_align`` section of ``results.json`` for the dataset's clips.
@@ -483,13 +488,33 @@ def render_embedded_joint_card(
                 f"{float(gen.get('seconds', 0)) / max(len(seeds), 1):.0f} s per clip on {gen.get('device')}"
                 if seeds else "not recorded")
 
-    def stage_rows(config: Mapping, run: Mapping, model: Mapping, what: str) -> list[str]:
-        return [
-            f"| {what} | {int(run.get('num_parameters', 0)):,} | {int(run.get('step', 0)):,} steps of batch "
-            f"{config.get('batch_size')}, AdamW lr {config.get('learning_rate')}, EMA {config.get('ema_decay')}"
-            f"{' (warm-up)' if config.get('ema_warmup') else ''}, flip `{config.get('flip')}` | "
-            f"{float(run.get('training_seconds', 0.0)) / 60:.0f} min |",
-        ]
+    def phases(stage: Mapping) -> list[Mapping]:
+        """The stage's runs, first first (each later one started from the weights of the one before)."""
+        chain = [stage]
+        while chain[-1].get("init"):
+            chain.append(chain[-1]["init"])
+        return chain[::-1]
+
+    def minutes(stage: Mapping) -> float:
+        return sum(float(p["run"].get("training_seconds", 0.0)) for p in phases(stage)) / 60
+
+    def stage_rows(stage: Mapping, what: str) -> list[str]:
+        chain = phases(stage)
+        rows = []
+        for index, phase in enumerate(chain):
+            config, run = phase["config"], phase["run"]
+            label = what if len(chain) == 1 else f"{what}, phase {index + 1}"
+            start = f"from phase {index}'s EMA weights, " if index else ""
+            predicts = "v-prediction" if config.get("prediction_type") == "v_prediction" else "ε-prediction"
+            rows.append(
+                f"| {label} | {int(run.get('num_parameters', 0)):,} | {start}{int(run.get('step', 0)):,} steps of "
+                f"batch {config.get('batch_size')}, {predicts}, AdamW lr {config.get('learning_rate')}, EMA "
+                f"{config.get('ema_decay')}{' (warm-up)' if config.get('ema_warmup') else ''}, flip "
+                f"`{config.get('flip')}` | {float(run.get('training_seconds', 0.0)) / 60:.0f} min |"
+            )
+        return rows
+
+    commands = [str(p.get("command", "")) for stage in (base, sr) for p in phases(stage)]
 
     lines = [
         "---",
@@ -505,7 +530,8 @@ def render_embedded_joint_card(
         f"{tuple(bm.get('video_size') or ())} video (frames, channels, height, width) with stereo audio "
         f"{tuple(bm.get('audio_size') or ())} (5 s at 16 kHz), then per-frame super-resolution "
         f"{sm.get('small_size')} -> {sm.get('image_size')}, so clips have the SVGSA24 shape (20 frames of 256x256 at "
-        "4 fps, stereo 16 kHz). Both stages were trained by this toolkit's scripts on CPU, for about an hour each, "
+        f"4 fps, stereo 16 kHz). Both stages were trained by this toolkit's scripts on CPU ({minutes(base):.0f} and "
+        f"{minutes(sr):.0f} min), "
         "on the synthetic SVGSA24 set (rendered rooms with people who talk or play). It shows how the pipeline, "
         "the training scripts and the metrics fit together. **It is not a research baseline**: use the official "
         "SAVGBench weights (`savg weights import`, `savg generate --model savgbench`) for that.",
@@ -528,18 +554,18 @@ def render_embedded_joint_card(
         "",
         "| stage | parameters | recipe | time (CPU) |",
         "| --- | --- | --- | --- |",
-        *stage_rows(bc, br, bm, "base (Stereo MM-Diffusion)"),
-        *stage_rows(sc, srun, sm, "super-resolution"),
+        *stage_rows(base, "base (Stereo MM-Diffusion)"),
+        *stage_rows(sr, "super-resolution"),
         "",
         f"Data: split `{bc.get('train_split')}` of the synthetic SVGSA24 set ({br.get('train_clips')} clips). "
         "Flip `consistent`: a mirrored video has its stereo channels swapped, so sounds stay with their sources "
         "(the official loader's `legacy` flip does not swap them). Both configs are in `training/configs/` "
         "(`stereo_mm_diffusion_embedded.yaml`, `super_resolution_embedded.yaml`) and next to each stage here "
-        "(`training/base/`, `training/sr/`); the commands:",
+        "(`training/base/`, `training/sr/`; the records of an earlier phase in `init/` below them); the commands, "
+        "phase by phase:",
         "",
         "```bash",
-        str(base.get("command", "")),
-        str(sr.get("command", "")),
+        *commands,
         "```",
         "",
         "## Spatial AV-Align (official protocol, embedded evaluator)",
@@ -557,7 +583,7 @@ def render_embedded_joint_card(
         "## Known issues",
         "",
         *[f"* {note}" for note in notes],
-        "* Trained for about an hour on a CPU at a small size, far from convergence; FVD/KVD/FAD against real "
+        "* Trained for a few CPU hours at a small size, far from convergence; FVD/KVD/FAD against real "
         "clips are meaningless at this scale. The same scripts and configs continue the runs (`--resume`) or "
         "train them on a GPU.",
         "* Samples depend on the thread count and the RNG (noise: video first, then audio, then the SR noise; the "
