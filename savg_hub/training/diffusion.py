@@ -343,27 +343,33 @@ class LinearSchedule:
         return (self.gather(abar.sqrt(), timesteps, x0.ndim) * x0
                 + self.gather((1.0 - abar).sqrt(), timesteps, x0.ndim) * noise)
 
+    def _v_coefficients(self, prediction_type: str, timesteps: torch.Tensor,
+                        ndim: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(√ᾱ_t, √(1 − ᾱ_t))`` shaped for broadcasting for ``"v_prediction"``; ``None`` for ``"epsilon"``."""
+        if prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
+        if prediction_type == "epsilon":
+            return None
+        abar = self.alphas_cumprod
+        return self.gather(abar.sqrt(), timesteps, ndim), self.gather((1.0 - abar).sqrt(), timesteps, ndim)
+
     def target(self, x0: torch.Tensor, timesteps: torch.Tensor, noise: torch.Tensor,
                prediction_type: str = "epsilon") -> torch.Tensor:
         """The regression target: ε for ``"epsilon"``, v = √ᾱ_t ε − √(1 − ᾱ_t) x_0 for ``"v_prediction"``."""
-        if prediction_type == "epsilon":
+        coefficients = self._v_coefficients(prediction_type, timesteps, x0.ndim)
+        if coefficients is None:
             return noise
-        if prediction_type != "v_prediction":
-            raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
-        abar = self.alphas_cumprod
-        return (self.gather(abar.sqrt(), timesteps, x0.ndim) * noise
-                - self.gather((1.0 - abar).sqrt(), timesteps, x0.ndim) * x0)
+        signal, sigma = coefficients
+        return signal * noise - sigma * x0
 
     def epsilon(self, sample: torch.Tensor, timesteps: torch.Tensor, model_output: torch.Tensor,
                 prediction_type: str = "epsilon") -> torch.Tensor:
         """ε̂ from a model output of ``prediction_type`` at x_t = ``sample``: ε̂ = √ᾱ_t v̂ + √(1 − ᾱ_t) x_t for v."""
-        if prediction_type == "epsilon":
+        coefficients = self._v_coefficients(prediction_type, timesteps, sample.ndim)
+        if coefficients is None:
             return model_output
-        if prediction_type != "v_prediction":
-            raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
-        abar = self.alphas_cumprod
-        return (self.gather(abar.sqrt(), timesteps, sample.ndim) * model_output
-                + self.gather((1.0 - abar).sqrt(), timesteps, sample.ndim) * sample)
+        signal, sigma = coefficients
+        return signal * model_output + sigma * sample
 
 
 def _mean_flat(x: torch.Tensor) -> torch.Tensor:
