@@ -29,8 +29,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from savg_hub.convert.common import (
+    InertObject,
+    inert_class,
+    raise_conversion_problems,
+    require_tensors,
+    save_converted,
+)
 from savg_hub.models.audioclip import AudioCLIPAudioModel
-from savg_hub.utils.files import staged_into
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +53,6 @@ _IGNORED_NAMES = (
 _WINDOW_KEY = "window"
 _FBSP_BIAS_KEY = "fbsp.bias"
 _WINDOW_ATOL = 1e-6
-
-
-def _name_list(names: list[str], limit: int = 12) -> str:
-    shown = ", ".join(names[:limit])
-    return f"{shown}, ... ({len(names)} in all)" if len(names) > limit else shown
 
 
 def _is_ignored_non_audio_key(key: str) -> bool:
@@ -140,19 +141,12 @@ def convert_audioclip_audio_state_dict(
             value = value.to(expected.dtype)
         converted[name] = value.detach().to("cpu").contiguous()
     missing = [AUDIO_PREFIX + name for name in reference if name not in converted]
-    problems = []
-    if unknown:
-        problems.append(
-            f"keys that are neither 'audio.*' nor AudioCLIP's CLIP entries: {_name_list(unknown)}"
-        )
-    if unexpected:
-        problems.append(f"unexpected audio keys: {_name_list(unexpected)}")
-    if missing:
-        problems.append(f"missing audio keys: {_name_list(missing)}")
-    if bad_values:
-        problems.append(f"bad values: {_name_list(bad_values)}")
-    if problems:
-        raise ValueError("cannot convert the AudioCLIP audio state dict; " + "; ".join(problems))
+    raise_conversion_problems("AudioCLIP audio state dict", [
+        ("keys that are neither 'audio.*' nor AudioCLIP's CLIP entries", unknown),
+        ("unexpected audio keys", unexpected),
+        ("missing audio keys", missing),
+        ("bad values", bad_values),
+    ])
     if ignored:
         summary = ", ".join(f"{prefix} ({count})" for prefix, count in sorted(ignored.items()))
         logger.info("ignored %d non-audio AudioCLIP entries: %s", sum(ignored.values()), summary)
@@ -162,32 +156,7 @@ def convert_audioclip_audio_state_dict(
     return converted
 
 
-class _InertObject:
-    """Stand-in for a pickled Python object: stores what the pickle hands it, runs none of its code."""
-
-    _qualified_name = "?"
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> _InertObject:
-        instance = object.__new__(cls)
-        instance.args = args
-        instance.state = None
-        return instance
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
-
-    def __repr__(self) -> str:
-        return f"<not loaded: {self._qualified_name}>"
-
-
-def _inert_class(qualified_name: str) -> type:
-    return type(f"NotLoaded[{qualified_name}]", (_InertObject,), {"_qualified_name": qualified_name})
-
-
-def _module_state_dict(obj: _InertObject, prefix: str = "") -> dict[str, torch.Tensor]:
+def _module_state_dict(obj: InertObject, prefix: str = "") -> dict[str, torch.Tensor]:
     """``state_dict()`` of a pickled ``nn.Module``, read from its stand-in's attributes without running code.
 
     Follows ``nn.Module.state_dict``'s default rules: ``_parameters`` that are not ``None``, ``_buffers`` that
@@ -226,9 +195,9 @@ def _load_pickled_module_state(path: Path, error: pickle.UnpicklingError) -> dic
     if not names:
         raise ValueError(f"{path}: not loadable as weights only: {error}")
     logger.info("%s holds pickled Python objects, read through inert stand-ins: %s", path, ", ".join(names))
-    with torch.serialization.safe_globals([(_inert_class(name), name) for name in names]):
+    with torch.serialization.safe_globals([(inert_class(name), name) for name in names]):
         checkpoint = torch.load(path, weights_only=True, map_location="cpu")
-    if not isinstance(checkpoint, _InertObject):
+    if not isinstance(checkpoint, InertObject):
         raise ValueError(
             f"{path}: holds pickled objects ({', '.join(names)}) but its top level is a "
             f"{type(checkpoint).__name__}, neither a state_dict nor an nn.Module"
@@ -270,10 +239,7 @@ def load_audioclip_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor
         raise ValueError(
             f"{path}: expected a state_dict ({{name: tensor}}), got a {type(checkpoint).__name__}"
         )
-    not_tensors = [str(key) for key, value in checkpoint.items() if not isinstance(value, torch.Tensor)]
-    if not_tensors:
-        raise ValueError(f"{path}: entries that are not tensors: {_name_list(not_tensors)}")
-    return dict(checkpoint)
+    return require_tensors(path, checkpoint)
 
 
 def convert_audioclip_checkpoint(
@@ -293,8 +259,4 @@ def convert_audioclip_checkpoint(
     state = convert_audioclip_audio_state_dict(load_audioclip_checkpoint(path), config)
     model = AudioCLIPAudioModel(**dict(config or {}))
     model.load_state_dict(state, strict=True)
-    out_dir = Path(out_dir)
-    with staged_into(out_dir) as staging:
-        model.save_pretrained(staging, safe_serialization=True)
-    logger.info("converted %s -> %s", path, out_dir)
-    return out_dir
+    return save_converted(model, out_dir, path)

@@ -27,18 +27,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from savg_hub.convert.common import coerce_tensor
+from savg_hub.convert.common import coerce_tensor, raise_conversion_problems, require_tensors, save_converted
 from savg_hub.models.i3d import InceptionI3DModel
-from savg_hub.utils.files import staged_into
 
 logger = logging.getLogger(__name__)
 
 _NUM_BATCHES_TRACKED = ".num_batches_tracked"
-
-
-def _name_list(names: list[str], limit: int = 12) -> str:
-    shown = ", ".join(names[:limit])
-    return f"{shown}, ... ({len(names)} in all)" if len(names) > limit else shown
 
 
 def convert_i3d_state_dict(
@@ -86,15 +80,11 @@ def convert_i3d_state_dict(
     if filled:
         logger.debug("filled %d absent num_batches_tracked entries with 0", len(filled))
     missing = [key for key in reference if key not in converted and key not in state_dict]
-    problems = []
-    if unexpected:
-        problems.append(f"unexpected keys: {_name_list(unexpected)}")
-    if missing:
-        problems.append(f"missing keys: {_name_list(missing)}")
-    if bad_values:
-        problems.append(f"bad values: {_name_list(bad_values)}")
-    if problems:
-        raise ValueError("cannot convert the I3D state dict; " + "; ".join(problems))
+    raise_conversion_problems("I3D state dict", [
+        ("unexpected keys", unexpected),
+        ("missing keys", missing),
+        ("bad values", bad_values),
+    ])
     return {key: converted[key] for key in reference}
 
 
@@ -113,10 +103,7 @@ def load_i3d_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     state = torch.load(path, weights_only=True, map_location="cpu")
     if not isinstance(state, Mapping):
         raise ValueError(f"{path}: expected a dict of tensors, got {type(state).__name__}")
-    not_tensors = [str(key) for key, value in state.items() if not isinstance(value, torch.Tensor)]
-    if not_tensors:
-        raise ValueError(f"{path}: entries that are not tensors: {_name_list(not_tensors)}")
-    return dict(state)
+    return require_tensors(path, state)
 
 
 def convert_i3d_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
@@ -133,8 +120,4 @@ def convert_i3d_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike) 
     state = convert_i3d_state_dict(load_i3d_checkpoint(path))
     model = InceptionI3DModel()
     model.load_state_dict(state, strict=True)
-    out_dir = Path(out_dir)
-    with staged_into(out_dir) as staging:
-        model.save_pretrained(staging, safe_serialization=True)
-    logger.info("converted %s -> %s", path, out_dir)
-    return out_dir
+    return save_converted(model, out_dir, path)

@@ -51,8 +51,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from savg_hub.convert.common import raise_conversion_problems, require_tensors, save_converted
 from savg_hub.models.mm_diffusion_unet import CoupledUNetModel
-from savg_hub.utils.files import staged_into
 
 logger = logging.getLogger(__name__)
 
@@ -149,11 +149,6 @@ def official_mm_diffusion_key_to_savg(key: str) -> str | None:
     return f"{prefix}.{role}.{leaf_name}.{param}"
 
 
-def _name_list(names: list[str], limit: int = 12) -> str:
-    shown = ", ".join(names[:limit])
-    return f"{shown}, ... ({len(names)} in all)" if len(names) > limit else shown
-
-
 def convert_mm_diffusion_state_dict(
     official_sd: Mapping[str, torch.Tensor | np.ndarray], config: Mapping[str, Any] | None = None
 ) -> dict[str, torch.Tensor]:
@@ -209,15 +204,11 @@ def convert_mm_diffusion_state_dict(
         converted[name] = value.detach()
         sources[name] = str(key)
     missing = [name for name in reference if name not in converted]
-    problems = []
-    if unexpected:
-        problems.append(f"unexpected keys: {_name_list(unexpected)}")
-    if missing:
-        problems.append(f"model entries with no official key: {_name_list(missing)}")
-    if bad_values:
-        problems.append(f"bad values: {_name_list(bad_values)}")
-    if problems:
-        raise ValueError("cannot convert the MM-Diffusion state dict; " + "; ".join(problems))
+    raise_conversion_problems("MM-Diffusion state dict", [
+        ("unexpected keys", unexpected),
+        ("model entries with no official key", missing),
+        ("bad values", bad_values),
+    ])
     return {name: converted[name] for name in reference}
 
 
@@ -238,10 +229,7 @@ def load_mm_diffusion_checkpoint(path: str | os.PathLike) -> dict[str, torch.Ten
     state = torch.load(path, weights_only=True, map_location="cpu")
     if not isinstance(state, Mapping):
         raise ValueError(f"{path}: expected a flat mapping of names to tensors, got {type(state).__name__}")
-    not_tensors = [str(key) for key, value in state.items() if not isinstance(value, torch.Tensor)]
-    if not_tensors:
-        raise ValueError(f"{path}: entries that are not tensors: {_name_list(not_tensors)}")
-    return dict(state)
+    return require_tensors(path, state)
 
 
 def convert_mm_diffusion_checkpoint(
@@ -262,8 +250,4 @@ def convert_mm_diffusion_checkpoint(
     state = convert_mm_diffusion_state_dict(load_mm_diffusion_checkpoint(path), config)
     model = CoupledUNetModel(**dict(config or {}))
     model.load_state_dict(state, strict=True)
-    out_dir = Path(out_dir)
-    with staged_into(out_dir) as staging:
-        model.save_pretrained(staging, safe_serialization=True)
-    logger.info("converted %s -> %s", path, out_dir)
-    return out_dir
+    return save_converted(model, out_dir, path)

@@ -21,14 +21,19 @@ import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import torch
 
-from savg_hub.convert.common import coerce_tensor
+from savg_hub.convert.common import (
+    coerce_tensor,
+    inert_class,
+    raise_conversion_problems,
+    require_tensors,
+    save_converted,
+)
 from savg_hub.models.stereo_seld import StereoSELDModel
-from savg_hub.utils.files import staged_into
 
 logger = logging.getLogger(__name__)
 
@@ -59,11 +64,6 @@ def official_seld_key_to_savg(key: str) -> str | None:
     if match := _HEAD.fullmatch(key):
         return f"{match.group(1)}_head.{match.group(2)}"
     return None
-
-
-def _name_list(names: list[str], limit: int = 12) -> str:
-    shown = ", ".join(names[:limit])
-    return f"{shown}, ... ({len(names)} in all)" if len(names) > limit else shown
 
 
 def convert_seld_state_dict(
@@ -104,40 +104,12 @@ def convert_seld_state_dict(
             continue
         converted[name] = tensor
     missing = [name for name in reference if name not in converted]
-    problems = []
-    if unexpected:
-        problems.append(f"unexpected keys: {_name_list(unexpected)}")
-    if missing:
-        problems.append(f"model entries with no official key: {_name_list(missing)}")
-    if bad_values:
-        problems.append(f"bad values: {_name_list(bad_values)}")
-    if problems:
-        raise ValueError("cannot convert the SELD state dict; " + "; ".join(problems))
+    raise_conversion_problems("SELD state dict", [
+        ("unexpected keys", unexpected),
+        ("model entries with no official key", missing),
+        ("bad values", bad_values),
+    ])
     return converted
-
-
-class _InertObject:
-    """Stand-in for a pickled non-tensor object we do not need: records its arguments, runs nothing."""
-
-    _qualified_name = "?"
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
-        instance = object.__new__(cls)
-        instance.args = args
-        return instance
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
-
-    def __repr__(self) -> str:
-        return f"<not loaded: {self._qualified_name}>"
-
-
-def _inert_stand_in(qualified_name: str) -> type:
-    return type(f"NotLoaded[{qualified_name}]", (_InertObject,), {"_qualified_name": qualified_name})
 
 
 def _load_weights_only(path: Path) -> Any:
@@ -161,7 +133,7 @@ def _load_weights_only(path: Path) -> Any:
         logger.info(
             "%s: %d non-tensor globals replaced by inert stand-ins: %s", path, len(names), ", ".join(names)
         )
-        stand_ins = [(_inert_stand_in(name), name) for name in names]
+        stand_ins = [(inert_class(name), name) for name in names]
         with torch.serialization.safe_globals(stand_ins):
             return torch.load(path, weights_only=True, map_location="cpu")
 
@@ -187,12 +159,7 @@ def load_official_seld_checkpoint(path: str | os.PathLike) -> dict[str, torch.Te
     if not isinstance(state, Mapping):
         kind = type(state).__name__
         raise ValueError(f"{path}: 'model_state_dict' is a {kind}, not a dict")  # noqa: TRY004
-    not_tensors = [str(key) for key, value in state.items() if not isinstance(value, torch.Tensor)]
-    if not_tensors:
-        raise ValueError(
-            f"{path}: 'model_state_dict' entries that are not tensors: {_name_list(not_tensors)}"
-        )
-    return dict(state)
+    return require_tensors(path, state, "'model_state_dict' entries")
 
 
 def convert_seld_checkpoint(
@@ -211,8 +178,4 @@ def convert_seld_checkpoint(
     state = convert_seld_state_dict(load_official_seld_checkpoint(path), config)
     model = StereoSELDModel(**dict(config or {}))
     model.load_state_dict(state, strict=True)
-    out_dir = Path(out_dir)
-    with staged_into(out_dir) as staging:
-        model.save_pretrained(staging, safe_serialization=True)
-    logger.info("converted %s -> %s", path, out_dir)
-    return out_dir
+    return save_converted(model, out_dir, path)

@@ -49,6 +49,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from savg_hub.convert.common import raise_conversion_problems, require_tensors, save_converted
 from savg_hub.models.sr_unet import (
     SRAttentionBlock,
     SRDownsample,
@@ -57,7 +58,6 @@ from savg_hub.models.sr_unet import (
     SRUpsample,
     SuperResUNetModel,
 )
-from savg_hub.utils.files import staged_into
 
 logger = logging.getLogger(__name__)
 
@@ -79,11 +79,6 @@ _TOP_LEVEL_NAMES = {
     "norm_out": "out.0",
     "conv_out": "out.2",
 }
-
-
-def _name_list(names: list[str], limit: int = 12) -> str:
-    shown = ", ".join(names[:limit])
-    return f"{shown}, ... ({len(names)} in all)" if len(names) > limit else shown
 
 
 def _member_official_name(module: nn.Module, rest: str) -> str:
@@ -189,15 +184,11 @@ def convert_sr_unet_state_dict(
             value = value.to(expected.dtype)
         converted[name] = value.detach().contiguous()
     missing = [official for official, name in key_map.items() if name not in converted]
-    problems = []
-    if unexpected:
-        problems.append(f"unexpected keys: {_name_list(unexpected)}")
-    if missing:
-        problems.append(f"missing keys: {_name_list(missing)}")
-    if bad_values:
-        problems.append(f"bad values: {_name_list(bad_values)}")
-    if problems:
-        raise ValueError("cannot convert the SR U-Net state dict; " + "; ".join(problems))
+    raise_conversion_problems("SR U-Net state dict", [
+        ("unexpected keys", unexpected),
+        ("missing keys", missing),
+        ("bad values", bad_values),
+    ])
     return converted
 
 
@@ -219,10 +210,7 @@ def load_sr_unet_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise ValueError(f"{path}: not loadable as plain tensors (weights_only=True): {error}") from error
     if not isinstance(state, Mapping):
         raise ValueError(f"{path}: expected a state dict of tensors, got {type(state).__name__}")
-    not_tensors = [str(key) for key, value in state.items() if not isinstance(value, torch.Tensor)]
-    if not_tensors:
-        raise ValueError(f"{path}: entries that are not tensors: {_name_list(not_tensors)}")
-    return dict(state)
+    return require_tensors(path, state)
 
 
 def convert_sr_unet_checkpoint(
@@ -245,8 +233,4 @@ def convert_sr_unet_checkpoint(
     with torch.device("meta"):
         model = SuperResUNetModel(**dict(config or {}))
     model.load_state_dict(state, strict=True, assign=True)
-    out_dir = Path(out_dir)
-    with staged_into(out_dir) as staging:
-        model.save_pretrained(staging, safe_serialization=True)
-    logger.info("converted %s -> %s", path, out_dir)
-    return out_dir
+    return save_converted(model, out_dir, path)

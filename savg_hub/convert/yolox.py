@@ -44,8 +44,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from savg_hub.convert.common import inert_class, raise_conversion_problems, require_tensors, save_converted
 from savg_hub.models.yolox import _P5_STAGES, YOLOXModel
-from savg_hub.utils.files import staged_into
 
 logger = logging.getLogger(__name__)
 
@@ -101,11 +101,6 @@ def mmdet_yolox_key_to_savg(key: str) -> str | None:
         kind, level, leaf = match.groups()
         return f"head.{level}.{kind}_pred.{leaf}"
     return None
-
-
-def _name_list(names: list[str], limit: int = 12) -> str:
-    shown = ", ".join(names[:limit])
-    return f"{shown}, ... ({len(names)} in all)" if len(names) > limit else shown
 
 
 def _ema_name(key: str) -> str:
@@ -166,17 +161,12 @@ def convert_yolox_mmdet_state_dict(
             continue
         converted[name] = value
     missing = [name for name in expected if name not in converted]
-    problems = []
-    if unexpected:
-        problems.append(f"unexpected keys: {_name_list(unexpected)}")
-    if missing:
-        problems.append(f"model entries with no mmdetection key: {_name_list(missing)}")
-    if shape_mismatch:
-        problems.append(f"shape mismatches: {_name_list(shape_mismatch)}")
-    if bad_values:
-        problems.append(f"values that are not tensors: {_name_list(bad_values)}")
-    if problems:
-        raise ValueError("cannot convert the YOLOX state dict; " + "; ".join(problems))
+    raise_conversion_problems("YOLOX state dict", [
+        ("unexpected keys", unexpected),
+        ("model entries with no mmdetection key", missing),
+        ("shape mismatches", shape_mismatch),
+        ("values that are not tensors", bad_values),
+    ])
     return converted
 
 
@@ -195,29 +185,8 @@ class MMDetCheckpoint(NamedTuple):
     replaced_globals: tuple[str, ...]
 
 
-class _InertObject:
-    """Placeholder for a pickled object we do not need: it keeps its arguments/state and runs nothing."""
-
-    _qualified_name = "?"
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> _InertObject:
-        instance = object.__new__(cls)
-        instance.args = args
-        return instance
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
-
-    def __repr__(self) -> str:
-        return f"<not loaded: {self._qualified_name}>"
-
-
 def _stand_in(qualified_name: str) -> tuple[type, str]:
-    stand_in = type(f"NotLoaded[{qualified_name}]", (_InertObject,), {"_qualified_name": qualified_name})
-    return stand_in, qualified_name
+    return inert_class(qualified_name), qualified_name
 
 
 def _check_not_refused(path: Path, qualified_name: str) -> None:
@@ -294,9 +263,7 @@ def load_mmdet_checkpoint(path: str | os.PathLike) -> MMDetCheckpoint:
         state, meta = checkpoint, {}
     if not isinstance(state, Mapping):
         raise ValueError(f"{path}: 'state_dict' is a {type(state).__name__}, not a dict")
-    not_tensors = [str(key) for key, value in state.items() if not isinstance(value, torch.Tensor)]
-    if not_tensors:
-        raise ValueError(f"{path}: state_dict entries that are not tensors: {_name_list(not_tensors)}")
+    require_tensors(path, state, "state_dict entries")
     return MMDetCheckpoint(dict(state), dict(meta) if isinstance(meta, Mapping) else {}, replaced)
 
 
@@ -344,8 +311,4 @@ def convert_yolox_checkpoint(
         ``out_dir`` as a :class:`~pathlib.Path`; load it with ``YOLOXModel.from_pretrained(out_dir)``.
     """
     model = load_yolox_from_mmdet_checkpoint(path, config)
-    out_dir = Path(out_dir)
-    with staged_into(out_dir) as staging:
-        model.save_pretrained(staging, safe_serialization=True)
-    logger.info("converted %s -> %s", path, out_dir)
-    return out_dir
+    return save_converted(model, out_dir, path)
