@@ -159,20 +159,29 @@ def test_official_adaptive_sampler(components) -> None:
         pipe(sampler="euler")
 
 
+_ALPHAS_CUMPROD = torch.from_numpy(np.cumprod(1.0 - np.linspace(1e-4, 0.02, 1000)))
+
+
+def eps_as_v(sample: torch.Tensor, timesteps: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """The v̂ = (ε̂ − σ_t x_t) / α_t that gives the same x̂0 as ``eps`` at x_t = ``sample`` (linear 1000-step
+    schedule; ``timesteps`` a scalar or one per sample)."""
+    t = torch.as_tensor(timesteps).long().reshape(-1)
+    shape = (-1, *([1] * (sample.ndim - 1)))
+    alpha = _ALPHAS_CUMPROD[t].sqrt().float().reshape(shape)
+    sigma = (1 - _ALPHAS_CUMPROD[t]).sqrt().float().reshape(shape)
+    return (eps - sigma * sample) / alpha
+
+
 def _as_v_model(unet: CoupledUNetModel) -> CoupledUNetModel:
-    """A copy of ``unet`` that outputs v̂ = (ε̂ − σ_t x_t) / α_t for the ε̂ of the original (same x̂0 at every t)."""
+    """A copy of ``unet`` that outputs v̂ for the ε̂ of the original (same x̂0 at every t)."""
     import copy
 
     v_unet = copy.deepcopy(unet)
     forward = v_unet.forward
-    abar = torch.from_numpy(np.cumprod(1.0 - np.linspace(1e-4, 0.02, 1000)))
 
     def v_forward(video, audio, timesteps, **kwargs):
         eps_video, eps_audio = forward(video, audio, timesteps, **kwargs)[:2]
-        t = torch.as_tensor(timesteps).long().reshape(-1)
-        a, s = abar[t].sqrt().float(), (1 - abar[t]).sqrt().float()
-        return ((eps_video - s[:, None, None, None, None] * video) / a[:, None, None, None, None],
-                (eps_audio - s[:, None, None] * audio) / a[:, None, None])
+        return eps_as_v(video, timesteps, eps_video), eps_as_v(audio, timesteps, eps_audio)
 
     v_unet.forward = v_forward
     return v_unet

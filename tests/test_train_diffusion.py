@@ -30,7 +30,7 @@ from savg_hub.training.diffusion import (
     sr_hybrid_loss,
 )
 
-from test_pipelines import _perturbed  # noqa: E402  (every parameter nudged, seeded)
+from test_pipelines import _perturbed, eps_as_v  # noqa: E402  (every parameter nudged, seeded; ε̂ as v̂)
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "training" / "configs"
@@ -277,18 +277,15 @@ def test_v_target_and_epsilon_invert_each_other() -> None:
 
 
 class _VFromEps(torch.nn.Module):
-    """An SR ε-model as the v-model with the same ε̂: v̂ = (ε̂ − √(1 − ᾱ_t) x_t) / √ᾱ_t on the first 3 channels."""
+    """An SR ε-model as the v-model with the same ε̂ (first 3 channels; the variance channels unchanged)."""
 
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
-        self.model, self.schedule = model, LinearSchedule()
+        self.model = model
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, low_res: torch.Tensor, return_dict: bool = False):
         out = self.model(x_t, t, low_res, return_dict=False)[0]
-        abar = self.schedule.alphas_cumprod
-        a = self.schedule.gather(abar.sqrt(), t, x_t.ndim)
-        s = self.schedule.gather((1 - abar).sqrt(), t, x_t.ndim)
-        return (torch.cat([(out[:, :3] - s * x_t) / a, out[:, 3:]], 1),)
+        return (torch.cat([eps_as_v(x_t, t, out[:, :3]), out[:, 3:]], 1),)
 
 
 def test_v_prediction_losses_regress_v_and_keep_the_vb_term() -> None:

@@ -68,29 +68,34 @@ def _stage(folder: Path) -> dict:
     return {"config": config, "run": run, "command": run.get("command", ""), "init": init}
 
 
-def _init_records(folder: Path) -> Path | None:
-    """The pipeline folder a run's ``init_from`` names, when it holds that earlier run's records."""
-    config = json.loads((folder / "training_config.json").read_text())
-    source = config.get("init_from")
+def _init_records(folder: Path, kind: str) -> Path | None:
+    """The pipeline folder holding the records of the run that ``folder``'s run started from (its ``init_from``),
+    or ``None`` when it started from scratch or those records are not there."""
+    from savg_hub.training.diffusion import resolve_init_folder
+
+    source = json.loads((folder / "training_config.json").read_text()).get("init_from")
     if not source:
         return None
-    source = Path(source).expanduser()
-    for candidate in (source, source.parent):  # a pipeline folder, or its unet/ subfolder
+    try:
+        model_folder = resolve_init_folder(source, kind)
+    except FileNotFoundError:
+        return None
+    for candidate in (model_folder, model_folder.parent):  # a model saved with its records, or a pipeline's unet/
         if (candidate / "training.json").is_file() and (candidate / "training_config.json").is_file():
             return candidate
     return None
 
 
-def _copy_records(folder: Path, target: Path, depth: int = 0) -> None:
+def _copy_records(folder: Path, target: Path, kind: str, depth: int = 0) -> None:
     if depth > 8:
         raise ValueError(f"init_from chain of {folder} is longer than 8 runs (a cycle?)")
     target.mkdir(parents=True)
     for name in STAGE_FILES:
         if (folder / name).is_file():
             shutil.copy2(folder / name, target / name)
-    source = _init_records(folder)
+    source = _init_records(folder, kind)
     if source is not None:
-        _copy_records(source, target / "init", depth + 1)
+        _copy_records(source, target / "init", kind, depth + 1)
 
 
 def assemble(base: Path, sr: Path, out: Path, overwrite: bool = False) -> Path:
@@ -113,8 +118,8 @@ def assemble(base: Path, sr: Path, out: Path, overwrite: bool = False) -> Path:
     with atomic_dir(out) as staging:
         joint.save_pretrained(staging)
         (Path(staging) / "training").mkdir()
-        for stage, folder in (("base", base), ("sr", sr)):
-            _copy_records(folder, Path(staging) / "training" / stage)
+        for stage, folder, kind in (("base", base, "stereo_mm_diffusion"), ("sr", sr, "super_resolution")):
+            _copy_records(folder, Path(staging) / "training" / stage, kind)
     return out
 
 

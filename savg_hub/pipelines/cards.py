@@ -299,6 +299,11 @@ FLIP_DESCRIPTIONS = {
 }
 
 
+def _predicts(config: Mapping) -> str:
+    """What a training config's model predicts, as the cards name it."""
+    return "v-prediction" if config.get("prediction_type", "epsilon") == "v_prediction" else "ε-prediction"
+
+
 def render_training_card(
     kind: str,
     config: Mapping,
@@ -342,7 +347,7 @@ def render_training_card(
     steps = int(run.get("step", 0))
     timesteps = int(config.get("num_train_timesteps", 1000))
     v_prediction = config.get("prediction_type", "epsilon") == "v_prediction"
-    predicts = "v-prediction (v = √ᾱ ε − √(1 − ᾱ) x0)" if v_prediction else "ε-prediction"
+    predicts = _predicts(config) + (" (v = √ᾱ ε − √(1 − ᾱ) x0)" if v_prediction else "")
     target = "v" if v_prediction else "ε"
     if joint:
         video, audio = model.get("video_size"), model.get("audio_size")
@@ -505,7 +510,7 @@ def render_embedded_joint_card(
             config, run = phase["config"], phase["run"]
             label = what if len(chain) == 1 else f"{what}, phase {index + 1}"
             start = f"from phase {index}'s EMA weights, " if index else ""
-            predicts = "v-prediction" if config.get("prediction_type") == "v_prediction" else "ε-prediction"
+            predicts = _predicts(config)
             rows.append(
                 f"| {label} | {int(run.get('num_parameters', 0)):,} | {start}{int(run.get('step', 0)):,} steps of "
                 f"batch {config.get('batch_size')}, {predicts}, AdamW lr {config.get('learning_rate')}, EMA "

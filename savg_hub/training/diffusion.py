@@ -867,24 +867,25 @@ def _make_dataset(config: _DiffusionTrainingConfig) -> _SplitDataset:
 _INIT_SUBFOLDERS = {"stereo_mm_diffusion": ("unet",), "super_resolution": ("sr_unet", "unet")}
 
 
-def _init_folder(config: _DiffusionTrainingConfig) -> Path:
-    """The model folder :attr:`init_from` names: itself when it holds ``config.json``, else the model's
-    component folder of a pipeline folder."""
-    folder = Path(os.path.expandvars(os.path.expanduser(config.init_from)))
+def resolve_init_folder(init_from: str | os.PathLike, kind: str) -> Path:
+    """The model folder an ``init_from`` value names (``~`` and ``$VARS`` expanded): itself when it holds
+    ``config.json``, else the ``kind`` model's component folder of a pipeline folder (``unet/``; for
+    ``"super_resolution"`` also ``sr_unet/``, first)."""
+    folder = Path(os.path.expandvars(os.path.expanduser(str(init_from))))
     if (folder / "config.json").is_file():
         return folder
-    for name in _INIT_SUBFOLDERS[config.kind]:
+    for name in _INIT_SUBFOLDERS[kind]:
         if (folder / name / "config.json").is_file():
             return folder / name
     raise FileNotFoundError(
-        f"init_from={config.init_from!r}: no config.json there nor under {list(_INIT_SUBFOLDERS[config.kind])}"
+        f"init_from={str(init_from)!r}: no config.json there nor under {list(_INIT_SUBFOLDERS[kind])}"
     )
 
 
 def _initial_model(config: _DiffusionTrainingConfig) -> nn.Module:
     model = config.build_model()
     if config.init_from:
-        folder = _init_folder(config)
+        folder = resolve_init_folder(config.init_from, config.kind)
         source = _model_class(config.kind).from_pretrained(str(folder))
         try:
             model.load_state_dict(source.state_dict(), strict=True)
